@@ -1,0 +1,3 @@
+from exchange_sync.cli import main
+
+main()

@@ -1,0 +1,298 @@
+"""Integration configuration: one pydantic model = the flow's parameters = a YAML file.
+
+Everything is validated before any network call; a bad value fails with a message that names
+the field (``connection.access_type: ...``). Secrets are never literals: a secret field holds a
+*reference* (an environment variable name or a Prefect Secret block name) that is resolved at run
+time, so the configuration itself can be logged, stored as flow-run parameters and shown in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+
+DEFAULT_STORE_URL = "sqlite:///./.exchange-sync/comments.db"
+DEFAULT_STATE_URL = "sqlite:///./.exchange-sync/state.db"
+DEFAULT_STAGING_URL = "./.exchange-sync/staging"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field(s)."""
+
+
+class SecretResolutionError(RuntimeError):
+    """A secret reference could not be resolved (the message names the reference, never a value)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """Where a secret lives: ``{env: NAME}`` or ``{secret_block: NAME}`` (exactly one)."""
+
+    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secret_block: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literals(cls, value: Any) -> Any:
+        if isinstance(value, (str, bytes, int, float)):
+            raise ValueError(
+                "literal secrets are not allowed here: use {env: VARIABLE_NAME} or {secret_block: BLOCK_NAME}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SecretRef":
+        if (self.env is None) == (self.secret_block is None):
+            raise ValueError("give exactly one of 'env' or 'secret_block'")
+        return self
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"Prefect Secret block {self.secret_block!r}"
+
+    def resolve(self) -> SecretStr:
+        """The secret's value, wrapped so that repr/str/logging never show it."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise SecretResolutionError(f"{self.describe()} is not set or empty")
+            return SecretStr(value)
+        try:
+            from prefect.blocks.system import Secret
+        except ImportError as exc:  # pragma: no cover - prefect is a hard dependency
+            raise SecretResolutionError(f"cannot load {self.describe()}: prefect is not installed") from exc
+        try:
+            block = Secret.load(self.secret_block)
+        except Exception as exc:
+            # The block name is safe to show; the underlying error is not (it might quote a value).
+            raise SecretResolutionError(f"cannot load {self.describe()}: {type(exc).__name__}") from None
+        value = block.get()
+        if not isinstance(value, str) or not value:
+            raise SecretResolutionError(f"{self.describe()} does not hold a non-empty string")
+        return SecretStr(value)
+
+
+class TlsConfig(_Model):
+    verify: bool = True
+    ca_bundle: Path | None = None
+    ciphers: str | None = Field(
+        default=None,
+        description="OpenSSL cipher string. Restricts TLS <= 1.2 suites only; set max_version: '1.2' to enforce it.",
+    )
+    min_version: TlsVersion | None = None
+    max_version: TlsVersion | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TlsConfig":
+        if self.min_version and self.max_version and float(self.min_version) > float(self.max_version):
+            raise ValueError(f"min_version {self.min_version} is above max_version {self.max_version}")
+        if self.ca_bundle is not None and not self.verify:
+            raise ValueError("ca_bundle is set but verify is false: the bundle would be ignored")
+        return self
+
+
+class EwsConnection(_Model):
+    kind: Literal["ews"] = "ews"
+    server_url: str = Field(description="EWS endpoint, e.g. https://mail.acme.com/EWS/Exchange.asmx")
+    auth: Literal["ntlm", "basic", "oauth2"] = "ntlm"
+    username: str | None = None
+    password: SecretRef | None = None
+    # Required on purpose: exchangelib silently defaults to impersonation when credentials are
+    # given through Configuration, which fails (or worse, works with too many rights) surprisingly.
+    access_type: Literal["delegate", "impersonation"]
+    exchange_version: str | None = Field(
+        default=None, description="e.g. Exchange2016; guessed from the server when absent"
+    )
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    authority: str = "https://login.microsoftonline.com"
+    tls: TlsConfig = TlsConfig()
+    timeout_s: float = Field(default=120.0, gt=0, le=3600)
+
+    @field_validator("server_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL, e.g. https://mail.acme.com/EWS/Exchange.asmx")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_fields(self) -> "EwsConnection":
+        if self.auth in ("ntlm", "basic"):
+            missing = [f for f in ("username", "password") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"auth {self.auth} needs {' and '.join(missing)}")
+        else:
+            missing = [f for f in ("tenant_id", "client_id", "client_secret") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"auth oauth2 needs {', '.join(missing)}")
+        return self
+
+    @property
+    def server_key(self) -> str:
+        """A stable, readable name for the server (used for per-server concurrency limits)."""
+        host = re.sub(r"^https?://", "", self.server_url).split("/")[0].lower()
+        return "ews-" + re.sub(r"[^a-z0-9]+", "-", host).strip("-")
+
+
+Connection = Annotated[EwsConnection, Field(discriminator="kind")]
+
+
+class MailboxConfig(_Model):
+    email: str
+    enabled: bool = True
+    start_timestamp: datetime | None = None
+    folder_allowlist: list[str] | None = Field(
+        default=None, description="folder paths to sync (with their sub-folders); all mail folders when absent"
+    )
+    folder_denylist: list[str] = Field(default_factory=list, description="folder paths to skip (with sub-folders)")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = value.strip()
+        if not _EMAIL_RE.match(value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value.lower()
+
+    @field_validator("start_timestamp")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            # A naive time in a config is ambiguous across worker time zones: read it as UTC, as documented.
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    @field_validator("folder_allowlist", "folder_denylist")
+    @classmethod
+    def _paths(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [normalise_folder_path(p) for p in value]
+
+
+def normalise_folder_path(path: str) -> str:
+    parts = [p.strip() for p in path.replace("\\", "/").split("/") if p.strip()]
+    if not parts:
+        raise ValueError("empty folder path")
+    return "/".join(parts)
+
+
+class StoreDestination(_Model):
+    kind: Literal["store"] = "store"
+    url: str = DEFAULT_STORE_URL
+    source: str = "default"
+
+
+class ReinferDestination(_Model):
+    kind: Literal["reinfer"] = "reinfer"
+    url: str = Field(description="API base URL, e.g. https://cloud.uipath.com/org/tenant/reinfer_")
+    project: str
+    source: str
+    token: SecretRef
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+
+
+Destination = Annotated[StoreDestination | ReinferDestination, Field(discriminator="kind")]
+
+
+class StagingConfig(_Model):
+    url: str = DEFAULT_STAGING_URL
+
+
+class StateConfig(_Model):
+    url: str = DEFAULT_STATE_URL
+
+
+class ConcurrencyConfig(_Model):
+    mailboxes: int = Field(default=4, ge=1, le=64, description="mailboxes synced in parallel")
+    connections_per_server: int = Field(
+        default=4, ge=1, le=27, description="HTTP connections to one Exchange server (EWS default budget is 27)"
+    )
+
+
+class IntegrationConfig(_Model):
+    name: str
+    connection: Connection
+    mailboxes: list[MailboxConfig] = Field(min_length=1)
+    destination: Destination = StoreDestination()
+    staging: StagingConfig = StagingConfig()
+    state: StateConfig = StateConfig()
+    batch_size: int = Field(default=512, ge=1, le=512, description="SyncFolderItems MaxChangesReturned")
+    fetch_chunk_size: int = Field(default=64, ge=1, le=512, description="items per GetItem request")
+    concurrency: ConcurrencyConfig = ConcurrencyConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError("must be lowercase letters, digits, '-' or '_' (at most 63), starting with a letter or digit")
+        return value
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique(cls, value: list[MailboxConfig]) -> list[MailboxConfig]:
+        seen: set[str] = set()
+        for mb in value:
+            if mb.email in seen:
+                raise ValueError(f"mailbox {mb.email} is listed twice")
+            seen.add(mb.email)
+        return value
+
+    @property
+    def enabled_mailboxes(self) -> list[MailboxConfig]:
+        return [m for m in self.mailboxes if m.enabled]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the field path (``mailboxes.0.email: ...``)."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("ews", "store", "reinfer")))
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc or '<config>'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any) -> IntegrationConfig:
+    try:
+        return IntegrationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("invalid configuration:\n" + format_validation_error(exc)) from None
+
+
+def load_config(path: str | Path) -> IntegrationConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping")
+    return parse_config(data)
