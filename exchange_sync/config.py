@@ -129,6 +129,13 @@ class EwsConnection(_Model):
     authority: str = "https://login.microsoftonline.com"
     tls: TlsConfig = TlsConfig()
     timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    # Fault handling of the extractor (exchange_sync.source): a server back-off (ErrorServerBusy
+    # BackOffMilliseconds, 503 Retry-After) longer than max_backoff_s, or more than max_backoff_s of
+    # waiting in total for one request, fails with server_unavailable instead of waiting (exchangelib
+    # alone would wait up to an hour). retry_attempts bounds our retries of idempotent reads after
+    # dropped connections, timeouts and ErrorExceededConnectionCount.
+    max_backoff_s: float = Field(default=300.0, gt=0, le=3600)
+    retry_attempts: int = Field(default=5, ge=1, le=20)
 
     @field_validator("server_url")
     @classmethod
