@@ -1,0 +1,269 @@
+"""Pipeline commands: run, backfill, replay, status, usage, comments, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from exchange_sync.cli import app
+
+comments_app = typer.Typer(help="Read the comments in an integration's embedded store.", no_args_is_help=True)
+app.add_typer(comments_app, name="comments")
+
+ConfigArg = Annotated[Path, typer.Argument(help="Integration configuration (YAML).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+MailboxOpt = Annotated[Optional[list[str]], typer.Option("--mailbox", "-m", help="Only this mailbox (repeatable).")]
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_SKIPPED = 3
+
+
+def _load(path: Path):
+    from exchange_sync.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        typer.echo(f"error: --{name}: {value!r} is not an ISO-8601 date or time (e.g. 2024-01-31 or 2024-01-31T08:00:00Z)",
+                   err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _print_report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['mode']} run of {summary['integration']}")
+    for col in ("mailbox", "status", "folders", "items", "new", "updated", "text_changed", "unchanged", "units",
+                "deleted", "rejected", "reason"):
+        table.add_column(col, justify="right" if col not in ("mailbox", "status", "reason") else "left")
+    for row in summary["mailboxes"]:
+        table.add_row(*(str(row[c]) for c in ("mailbox", "status", "folders", "items", "new", "updated",
+                                              "text_changed", "unchanged", "units", "deleted", "rejected")),
+                      (row["reason"] + (": " + row["errors"] if row["errors"] else "")).strip())
+    console = Console(stderr=False)
+    console.print(table)
+    t = summary["totals"]
+    console.print(f"total: {t['new']} new, {t['updated_properties_only']} updated, {t['updated_text_changed']} "
+                  f"text changed, {t['unchanged']} unchanged, {t['units']} units")
+
+
+def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailboxes=None) -> tuple[dict | None, int]:
+    """Run the flow in this process; returns (summary, exit code). Used by run, backfill and demo."""
+    from exchange_sync.prefect_env import configure_prefect_defaults
+
+    configure_prefect_defaults()
+    from flows.sync_integration import sync_integration
+    from exchange_sync.store import SqlStore
+
+    state = sync_integration(config=config, mode=mode, start=start, end=end, mailboxes=mailboxes or None,
+                             return_state=True)
+    runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
+    summary = runs[0].summary if runs else None
+    if state.is_completed():
+        code = EXIT_SKIPPED if summary and any(m["status"] == "skipped" for m in summary["mailboxes"]) else 0
+        return summary, code
+    message = state.message or "the run failed"
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - shown to the user, it is the run's failure
+        message = f"{type(exc).__name__}: {exc}"
+    typer.echo(f"error: {message}", err=True)
+    return summary, EXIT_FAILED
+
+
+@app.command("run")
+def run_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
+    """Sync an integration once (incremental, from each folder's stored watermark)."""
+    cfg = _load(config)
+    summary, code = run_flow(cfg, mailboxes=mailbox)
+    if summary:
+        _print_report(summary, as_json)
+    raise typer.Exit(code)
+
+
+@app.command("backfill")
+def backfill_command(
+    config: ConfigArg,
+    start: Annotated[Optional[str], typer.Option(help="Received at or after (ISO-8601, UTC if no zone).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Received before (ISO-8601, UTC if no zone).")] = None,
+    mailbox: MailboxOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-read a received-time window (FindItem); never reads or moves the sync watermarks."""
+    cfg = _load(config)
+    lo, hi = _parse_time(start, "start"), _parse_time(end, "end")
+    if lo and hi and lo >= hi:
+        typer.echo("error: --start must be before --end", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    summary, code = run_flow(cfg, mode="backfill", start=lo, end=hi, mailboxes=mailbox)
+    if summary:
+        _print_report(summary, as_json)
+    raise typer.Exit(code)
+
+
+@app.command("replay")
+def replay_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-transform and re-load staged batches without touching Exchange (watermarks stay as they are)."""
+    from exchange_sync.pipeline.replay import replay
+
+    cfg = _load(config)
+    result = replay(cfg, mailboxes=mailbox)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"replayed {result['batches']} batches: {result['comments']} comments, {result['rejected']} rejected; "
+                   f"{result['counts']}")
+
+
+@app.command("status")
+def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
+    """Per mailbox and folder: sync state, last sync, items, errors; and the last runs."""
+    from exchange_sync.pipeline.status import integration_status
+
+    cfg = _load(config)
+    status = integration_status(cfg)
+    if as_json:
+        typer.echo(json.dumps(status, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"integration {cfg.name}")
+    for col in ("mailbox", "enabled", "status", "folder", "watermark", "last sync", "items", "error"):
+        table.add_column(col)
+    for mb in status["mailboxes"]:
+        folders = mb["folders"] or [None]
+        for i, f in enumerate(folders):
+            table.add_row(
+                mb["mailbox"] if i == 0 else "",
+                ("yes" if mb["enabled"] else "no") if i == 0 else "",
+                (mb["status"] or "never run") if i == 0 else "",
+                f["path"] if f else "",
+                ("yes" if f and f["has_watermark"] else "no") if f else "",
+                str(f["last_synced_at"] or "") if f else "",
+                str(f["items_synced"]) if f else "",
+                ((mb["reason"] or "") + (": " + mb["error"] if mb["error"] else "")) if i == 0 else "",
+            )
+    console.print(table)
+    for run in status["runs"]:
+        console.print(f"run {run['started_at']} {run['mode']} {run['status']}: {run['totals']}")
+
+
+@app.command("usage")
+def usage_command(
+    config: ConfigArg,
+    since: Annotated[Optional[str], typer.Option(help="From this day (YYYY-MM-DD).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Usage per day and mailbox: new, updated, text changed, unchanged, units."""
+    from exchange_sync.pipeline.runtime import checkpoint_store
+
+    cfg = _load(config)
+    day = _parse_time(since, "since")
+    rows = [r if isinstance(r, dict) else r.model_dump() for r in
+            checkpoint_store(cfg).usage(cfg.name, since=day.date() if day else None)]
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"usage of {cfg.name}")
+    cols = ("day", "mailbox", "new", "updated_properties_only", "updated_text_changed", "unchanged", "units")
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r.get(c, "")) for c in cols))
+    table.add_row("total", "", *(str(sum(r.get(c, 0) for r in rows)) for c in cols[2:]))
+    Console().print(table)
+
+
+def _comment_store(cfg):
+    from exchange_sync.config import StoreDestination
+    from exchange_sync.store import SqlStore
+
+    if not isinstance(cfg.destination, StoreDestination):
+        typer.echo("error: this integration loads into a remote destination; read comments there", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    return SqlStore(cfg.destination.url), cfg.destination.source
+
+
+@comments_app.command("list")
+def comments_list(
+    config: ConfigArg,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (0 < limit).")] = 1_000_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """List comments, one JSON object per line with --json."""
+    cfg = _load(config)
+    store, source = _comment_store(cfg)
+    after, emitted = None, 0
+    while emitted < limit:
+        page, after = store.list_comments(source, after=after, limit=min(500, limit - emitted))
+        for c in page:
+            if as_json:
+                typer.echo(json.dumps(c.to_api(), ensure_ascii=False))
+            else:
+                m = c.messages[0]
+                props = c.user_properties
+                typer.echo(f"{c.id[:24]}…  {c.timestamp:%Y-%m-%d %H:%M}  {props.get('string:Folder', '')!s:<20} "
+                           f"{(m.subject.text if m.subject else '')[:60]}")
+            emitted += 1
+        if not after or not page:
+            break
+
+
+@comments_app.command("get")
+def comments_get(config: ConfigArg, comment_id: Annotated[str, typer.Argument(help="Comment id (hex).")],
+                 as_json: JsonOpt = False) -> None:
+    """Show one comment."""
+    cfg = _load(config)
+    store, source = _comment_store(cfg)
+    comment = store.get_comment(comment_id.lower(), source=source)
+    if comment is None:
+        typer.echo(f"error: no comment {comment_id}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo(json.dumps(comment.to_api(), ensure_ascii=False, indent=None if as_json else 2))
+
+
+@comments_app.command("count")
+def comments_count(config: ConfigArg, as_json: JsonOpt = False) -> None:
+    """Number of comments in the store."""
+    cfg = _load(config)
+    store, source = _comment_store(cfg)
+    n = store.count_comments(source)
+    typer.echo(json.dumps({"count": n}) if as_json else str(n))
+
+
+@app.command("demo")
+def demo_command(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo writes its config, store and staging.")] = Path(
+        "exchange-sync-demo"),
+    messages: Annotated[int, typer.Option(min=1, max=100_000, help="Generated messages per mailbox.")] = 200,
+) -> None:
+    """Start the EWS test server on generated mail, sync it, move a message, sync again."""
+    from exchange_sync.demo import run_demo
+
+    sys.exit(run_demo(directory, messages))

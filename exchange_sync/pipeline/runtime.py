@@ -1,0 +1,120 @@
+"""What one run of an integration holds open: the Exchange source, the stores, the staging area.
+
+Built once per flow run from the configuration (secrets resolved here, at run time, never stored)
+and shared by the mailbox threads. Prefect-free.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+
+from exchange_sync.comment import Comment
+from exchange_sync.config import IntegrationConfig, ReinferDestination, StoreDestination
+from exchange_sync.staging import Staging
+from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
+
+
+class Loader:
+    """Loads comments and commits a folder's watermark, as atomically as the destination allows.
+
+    Embedded store: comments, the folder's sync state and the usage units commit in ONE
+    transaction of the store's database, so a crash can neither lose a page nor bill it twice.
+    Remote destinations: load first, then commit state and usage to the state database; a crash
+    in between replays the page, which the destination answers as ``unchanged`` (idempotent).
+    """
+
+    def __init__(self, config: IntegrationConfig, state: SqlStore) -> None:
+        self.config = config
+        self.state = state
+        dest = config.destination
+        self.remote = None
+        if isinstance(dest, StoreDestination):
+            self.store = state if dest.url == config.state.url else SqlStore(dest.url)
+            self.source_name = dest.source
+        else:
+            self.store = None
+            self.source_name = f"{dest.project}/{dest.source}"
+            self.remote = _build_remote(dest)
+
+    @property
+    def checkpoints(self) -> SqlStore:
+        """Where folder watermarks and usage live: next to the comments when we own the store."""
+        return self.store if self.store is not None else self.state
+
+    def load(self, comments: list[Comment], *, folder_state: FolderState | None, mailbox: str, day: date) -> SyncCounts:
+        usage = UsageKey(integration=self.config.name, mailbox=mailbox, day=day)
+        if self.store is not None:
+            return self.store.sync_comments(
+                comments, source=self.source_name, freeze_text=True, folder_state=folder_state, usage=usage
+            )
+        assert self.remote is not None
+        counts = self.remote.sync(comments, freeze_text=True) if comments else SyncCounts()
+        if folder_state is not None:
+            self.state.set_folder_state(folder_state)
+        self.state.record_usage(usage, counts)
+        return counts
+
+    def close(self) -> None:
+        for closable in (self.remote, self.store if self.store is not self.state else None):
+            close = getattr(closable, "close", None)
+            if close:
+                close()
+
+
+def checkpoint_store(config: IntegrationConfig) -> SqlStore:
+    """The database holding an integration's watermarks and usage ledger (see ``Loader``)."""
+    dest = config.destination
+    return SqlStore(dest.url if isinstance(dest, StoreDestination) else config.state.url)
+
+
+def _build_remote(dest: ReinferDestination):
+    from exchange_sync.destinations.reinfer import ReinferDestination as Remote
+
+    token = dest.token.resolve()
+    return Remote(
+        base_url=dest.url,
+        project=dest.project,
+        source=dest.source,
+        token=token.get_secret_value(),
+        verify=str(dest.ca_bundle) if dest.ca_bundle else dest.verify_tls,
+    )
+
+
+@dataclass
+class Runtime:
+    config: IntegrationConfig
+    state: SqlStore
+    loader: Loader
+    staging: Staging
+    _source: object | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, config: IntegrationConfig) -> "Runtime":
+        state = SqlStore(config.state.url)
+        return cls(config=config, state=state, loader=Loader(config, state), staging=Staging(config.staging.url))
+
+    @property
+    def source(self):
+        """The Exchange source, created on first use (secrets are resolved here, not earlier)."""
+        with self._lock:
+            if self._source is None:
+                self._source = open_source(self.config)
+            return self._source
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        self.loader.close()
+
+
+def open_source(config: IntegrationConfig):
+    from exchange_sync.source import EwsSource
+
+    conn = config.connection
+    secret_ref = conn.password if conn.auth in ("ntlm", "basic") else conn.client_secret
+    secret = secret_ref.resolve() if secret_ref is not None else None
+    return EwsSource(conn, secret, max_connections=config.concurrency.connections_per_server,
+                     fetch_chunk_size=config.fetch_chunk_size)

@@ -1,0 +1,165 @@
+"""The pipeline's steps as plain functions: extract -> stage -> transform -> load.
+
+Each step takes and returns small values (ids, paths, counts), never a batch of mail in memory,
+so the Prefect task wrappers in ``tasks/`` can run them without Prefect holding results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exchange_sync.comment import Comment
+from exchange_sync.pipeline.runtime import Runtime
+from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts
+
+
+@dataclass(frozen=True)
+class FolderRef:
+    """The folder being synced, in a form that is cheap to pass between tasks."""
+
+    folder_id: str
+    path: str
+
+
+@dataclass
+class ExtractedPage:
+    staged_path: str | None  # None when the page held nothing to load
+    items: int = 0
+    skipped_before_start: int = 0
+    missing: int = 0  # vanished between SyncFolderItems and GetItem
+    deletes: list[str] = field(default_factory=list)
+    sync_state: str | None = None
+    last_page: bool = True
+
+
+@dataclass
+class TransformedBatch:
+    comments_path: str | None
+    comments: int
+    rejections: list[Rejected]
+
+
+@dataclass
+class LoadResult:
+    counts: SyncCounts
+    rejected: int
+
+
+def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, session, folder) -> tuple[str | None, int, int]:
+    if not refs:
+        return None, 0, 0
+    result = session.fetch(refs, folder)
+    table: pa.Table = result.table
+    missing = len(result.missing_ids)
+    if table.num_rows == 0:
+        return None, 0, missing
+    path = rt.staging.write(table, rt.config.name, mailbox, folder_id)
+    return path, table.num_rows, missing
+
+
+def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, start: datetime | None) -> ExtractedPage:
+    """One SyncFolderItems page (at most ``batch_size`` changes), fetched and staged as one Parquet file."""
+    session = rt.source.open_mailbox(mailbox)
+    page = next(iter(session.sync_pages(folder, sync_state, page_size=rt.config.batch_size)))
+    wanted = [r for r in page.changes if start is None or r.datetime_received is None or r.datetime_received >= start]
+    path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
+    return ExtractedPage(
+        staged_path=path,
+        items=items,
+        skipped_before_start=len(page.changes) - len(wanted),
+        missing=missing,
+        deletes=list(page.deletes),
+        sync_state=page.sync_state,
+        last_page=page.last_page,
+    )
+
+
+def extract_refs(rt: Runtime, mailbox: str, folder, refs: list) -> ExtractedPage:
+    """Backfill: fetch and stage a page of FindItem results (never touches the sync state)."""
+    session = rt.source.open_mailbox(mailbox)
+    path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, refs, session, folder)
+    return ExtractedPage(staged_path=path, items=items, missing=missing)
+
+
+def comments_path_for(staged_path: str) -> str:
+    return staged_path.removesuffix(".parquet") + ".comments"
+
+
+def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
+    """Staged Parquet -> comments (written next to the batch as Parquet of API JSON) + rejections."""
+    from exchange_sync.transform import transform_frame
+
+    frame = rt.staging.read(staged_path)
+    comments, rejections = transform_frame(frame)
+    rejected = [
+        Rejected(
+            mailbox=r.mailbox,
+            folder_path=r.folder_path,
+            item_id=r.item_id,
+            message_id=r.message_id,
+            reason=r.reason,
+        )
+        for r in rejections
+    ]
+    if not comments:
+        return TransformedBatch(comments_path=None, comments=0, rejections=rejected)
+    out = comments_path_for(staged_path)
+    table = pa.table(
+        {
+            "id": [c.id for c in comments],
+            "comment": [json.dumps(c.to_api(), ensure_ascii=False) for c in comments],
+        }
+    )
+    fs, _ = rt.staging._fs()
+    with fs.open(out, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+    return TransformedBatch(comments_path=out, comments=len(comments), rejections=rejected)
+
+
+def read_comments(rt: Runtime, comments_path: str) -> list[Comment]:
+    fs, _ = rt.staging._fs()
+    with fs.open(comments_path, "rb") as fh:
+        table = pq.read_table(fh)
+    return [Comment.model_validate_json(text) for text in table.column("comment").to_pylist()]
+
+
+def load_batch(
+    rt: Runtime,
+    mailbox: str,
+    folder: FolderRef,
+    batch: TransformedBatch | None,
+    *,
+    deletes: list[str] | None = None,
+    sync_state: str | None = None,
+    commit_state: bool = True,
+    items_synced: int = 0,
+) -> LoadResult:
+    """Load a transformed batch and, in incremental mode, commit the folder's new sync state with it."""
+    comments = read_comments(rt, batch.comments_path) if batch and batch.comments_path else []
+    now = datetime.now(timezone.utc)
+    folder_state = None
+    if commit_state:
+        previous = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
+        folder_state = FolderState(
+            integration=rt.config.name,
+            mailbox=mailbox,
+            folder_id=folder.folder_id,
+            folder_path=folder.path,
+            sync_state=sync_state,
+            items_synced=(previous.items_synced if previous else 0) + items_synced,
+            last_synced_at=now,
+            last_error=None,
+        )
+    if batch and batch.rejections:
+        rt.state.record_rejections(rt.config.name, batch.rejections)
+    if deletes:
+        rt.state.record_deletions(
+            rt.config.name, mailbox, [Deletion(folder_id=folder.folder_id, item_id=i, deleted_at=now) for i in deletes]
+        )
+    counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date())
+    return LoadResult(counts=counts, rejected=len(batch.rejections) if batch else 0)

@@ -1,0 +1,107 @@
+"""Staged batches: one Parquet file per extracted batch, on a local folder or any fsspec URL.
+
+Layout: ``<staging>/<integration>/<mailbox>/<folder-key>/<batch>.parquet`` where the folder key is
+a short hash of the EWS folder id (ids are long base64 strings with ``/`` and ``+``). A batch is
+written to a temporary name and renamed, so a crash never leaves a half-written file that a
+replay would read. Batch names sort in extraction order (a UTC timestamp plus a sequence number),
+which is the order a replay must load them in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STAGED_SCHEMA = pa.schema(
+    [
+        ("mailbox", pa.string()),
+        ("folder_id", pa.string()),
+        ("folder_path", pa.string()),
+        ("item_id", pa.string()),
+        ("change_key", pa.string()),
+        ("change_type", pa.string()),
+        ("internet_message_id", pa.string()),
+        ("datetime_received", pa.timestamp("us", tz="UTC")),
+        ("conversation_id", pa.string()),
+        ("size", pa.int64()),
+        ("mime_content", pa.binary()),
+    ]
+)
+
+_counter = itertools.count()
+_counter_lock = threading.Lock()
+
+
+def folder_key(folder_id: str) -> str:
+    return hashlib.sha256(folder_id.encode("utf-8")).hexdigest()[:16]
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._-]+", "_", part)
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A staging area rooted at ``url`` (a local path or an fsspec URL such as ``s3://bucket/prefix``)."""
+
+    url: str
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        fs, root = fsspec.core.url_to_fs(self.url)
+        return fs, root.rstrip("/")
+
+    def folder_dir(self, integration: str, mailbox: str, folder_id: str) -> str:
+        _, root = self._fs()
+        return f"{root}/{_safe(integration)}/{_safe(mailbox)}/{folder_key(folder_id)}"
+
+    def write(self, table: pa.Table, integration: str, mailbox: str, folder_id: str) -> str:
+        """Write one batch atomically; returns its path (in the filesystem's own form)."""
+        fs, _ = self._fs()
+        directory = self.folder_dir(integration, mailbox, folder_id)
+        fs.makedirs(directory, exist_ok=True)
+        with _counter_lock:
+            seq = next(_counter)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"{stamp}-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
+        final = f"{directory}/{name}"
+        tmp = f"{directory}/.{name}.tmp"
+        table = table.cast(STAGED_SCHEMA) if table.schema != STAGED_SCHEMA else table
+        with fs.open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+        fs.mv(tmp, final)
+        return final
+
+    def read(self, path: str) -> pd.DataFrame:
+        fs, _ = self._fs()
+        with fs.open(path, "rb") as fh:
+            return pq.read_table(fh, schema=STAGED_SCHEMA).to_pandas()
+
+    def batches(self, integration: str, mailbox: str | None = None) -> Iterator[str]:
+        """Staged batches of an integration (optionally one mailbox), oldest first."""
+        fs, root = self._fs()
+        base = f"{root}/{_safe(integration)}"
+        if mailbox is not None:
+            base += f"/{_safe(mailbox)}"
+        if not fs.exists(base):
+            return iter(())
+        paths = [p for p in fs.find(base) if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(".")]
+        return iter(sorted(paths, key=lambda p: p.rsplit("/", 1)[-1]))
+
+    def remove(self, path: str) -> None:
+        fs, _ = self._fs()
+        fs.rm(path)
+
+
+def empty_table() -> pa.Table:
+    return STAGED_SCHEMA.empty_table()

@@ -1,0 +1,136 @@
+"""The Prefect flow: one run syncs one integration (an Exchange server + its mailboxes).
+
+Incremental mode pages through each folder's changes since the stored watermark; backfill mode
+reads a received-time window with FindItem and never reads or moves a watermark. Mailboxes run
+in parallel on a bounded thread pool (Prefect's default pool is unbounded).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from exchange_sync.config import IntegrationConfig
+from exchange_sync.pipeline.mailbox import MailboxReport
+from exchange_sync.pipeline.report import RunReport, render_markdown
+from exchange_sync.pipeline.runtime import Runtime
+from tasks.pipeline import sync_mailbox
+
+Mode = Literal["incremental", "backfill"]
+
+
+class CredentialsError(RuntimeError):
+    """``invalid_exchange_credentials``: the whole integration stops, whatever the mailbox."""
+
+    reason = "invalid_exchange_credentials"
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    config = params.get("config") or {}
+    name = config.get("name") if isinstance(config, dict) else getattr(config, "name", "integration")
+    mode = params.get("mode", "incremental")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    prefix = "backfill" if mode == "backfill" else "sync"
+    return f"{prefix}-{name}-{stamp}"
+
+
+def _artifact_key(name: str, suffix: str) -> str:
+    # Artifact keys: lowercase letters, digits and dashes only.
+    return "".join(c if c.isalnum() else "-" for c in f"{name}-{suffix}".lower())
+
+
+def _check_window(mode: Mode, start: datetime | None, end: datetime | None) -> None:
+    if mode == "incremental" and (start or end):
+        raise ValueError("start/end apply to backfill runs only (mode='backfill')")
+    if start and end and start >= end:
+        raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
+
+
+@flow(name="exchange-sync", flow_run_name=_run_name, validate_parameters=True, log_prints=False)
+def sync_integration(
+    config: IntegrationConfig,
+    mode: Mode = "incremental",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    mailboxes: list[str] | None = None,
+) -> dict:
+    """Sync an integration's mailboxes once. ``mailboxes`` restricts the run to some of them."""
+    _check_window(mode, start, end)
+    logger = get_run_logger()
+    selected = [m for m in config.enabled_mailboxes if not mailboxes or m.email in {x.lower() for x in mailboxes}]
+    if mailboxes:
+        unknown = sorted({x.lower() for x in mailboxes} - {m.email for m in config.mailboxes})
+        if unknown:
+            raise ValueError(f"mailboxes not in the configuration: {', '.join(unknown)}")
+    rt = Runtime.open(config)
+    run_id = rt.state.start_run(config.name, mode)
+    report = RunReport(integration=config.name, mode=mode, started_at=datetime.now(timezone.utc))
+    progress_id = create_progress_artifact(0.0, key=_artifact_key(config.name, "progress"),
+                                           description=f"{mode} run of {config.name}: mailboxes done")
+    done = 0
+    lock = threading.Lock()
+    credentials_error: BaseException | None = None
+    try:
+        workers = max(1, min(len(selected), config.concurrency.mailboxes))
+        with ThreadPoolTaskRunner(max_workers=workers) as runner:
+            futures = {
+                m.email: runner.submit(sync_mailbox, parameters={"rt": rt, "mailbox": m, "mode": mode,
+                                                                 "start": start, "end": end})
+                for m in selected
+            }
+            for email, future in futures.items():
+                try:
+                    result: MailboxReport = future.result()
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    from exchange_sync.source import InvalidCredentials
+
+                    if isinstance(exc, InvalidCredentials):
+                        credentials_error = exc
+                        result = MailboxReport(mailbox=email, status="failed", reason=exc.reason, error=str(exc))
+                    else:
+                        result = MailboxReport(mailbox=email, status="failed", reason="unexpected_error",
+                                               error=f"{type(exc).__name__}: {exc}")
+                report.mailboxes.append(result)
+                with lock:
+                    done += 1
+                    update_progress_artifact(progress_id, 100.0 * done / max(len(selected), 1))
+                if result.status != "ok":
+                    logger.warning("mailbox %s %s: %s (%s)", email, result.status, result.reason, result.error)
+                else:
+                    logger.info("mailbox %s: %s", email, result.counts.model_dump())
+        if not selected:
+            update_progress_artifact(progress_id, 100.0)
+    finally:
+        report.finished_at = datetime.now(timezone.utc)
+        status = "failed" if credentials_error or report.failed else "completed"
+        rt.state.finish_run(run_id, status, report.to_dict())
+        rt.close()
+    create_table_artifact(key=_artifact_key(config.name, "run"), table=report.rows(),
+                          description=f"{mode} run of {config.name}")
+    create_markdown_artifact(key=_artifact_key(config.name, "report"), markdown=render_markdown(report))
+    if credentials_error is not None:
+        raise CredentialsError(f"invalid_exchange_credentials: {credentials_error}")
+    if report.failed:
+        raise RunFailed("; ".join(f"{m.mailbox}: {m.reason}: {m.error}" for m in report.failed))
+    return report.to_dict()
+
+
+logging.getLogger("exchangelib").setLevel(logging.WARNING)

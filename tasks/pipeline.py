@@ -1,0 +1,67 @@
+"""One Prefect task per pipeline step; each works on a whole page and passes paths, never mail.
+
+``cache_policy=NONE``: the inputs hold live connections and the steps have side effects, so
+caching by inputs would be both meaningless and wrong. Retries are not configured here: the
+source retries transient Exchange errors itself with bounded, server-directed back-off, and a
+failed load is safe to rerun as a whole because loads are idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from exchange_sync.config import MailboxConfig
+from exchange_sync.pipeline import mailbox as plain_mailbox
+from exchange_sync.pipeline import steps as plain
+from exchange_sync.pipeline.runtime import Runtime
+
+
+@task(name="extract", cache_policy=NONE, task_run_name="extract {mailbox} {folder.path}")
+def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, start: datetime | None):
+    return plain.extract_page(rt, mailbox, folder, sync_state, start)
+
+
+@task(name="extract-range", cache_policy=NONE, task_run_name="extract-range {mailbox} {folder.path}")
+def extract_refs(rt: Runtime, mailbox: str, folder, refs: list):
+    return plain.extract_refs(rt, mailbox, folder, refs)
+
+
+@task(name="transform", cache_policy=NONE)
+def transform_batch(rt: Runtime, staged_path: str):
+    return plain.transform_batch(rt, staged_path)
+
+
+@task(name="load", cache_policy=NONE, task_run_name="load {mailbox} {folder.path}")
+def load_batch(
+    rt: Runtime,
+    mailbox: str,
+    folder,
+    batch,
+    deletes: list[str] | None = None,
+    sync_state: str | None = None,
+    commit_state: bool = True,
+    items_synced: int = 0,
+):
+    return plain.load_batch(
+        rt, mailbox, folder, batch,
+        deletes=deletes, sync_state=sync_state, commit_state=commit_state, items_synced=items_synced,
+    )
+
+
+class PrefectSteps:
+    """The ``Steps`` of ``exchange_sync.pipeline.mailbox`` as Prefect task runs."""
+
+    extract_page = staticmethod(extract_page)
+    extract_refs = staticmethod(extract_refs)
+    transform_batch = staticmethod(transform_batch)
+    load_batch = staticmethod(load_batch)
+
+
+@task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
+def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None, end: datetime | None, progress=None):
+    return plain_mailbox.sync_mailbox(
+        rt, mailbox, steps=PrefectSteps(), mode=mode, start=start, end=end, progress=progress
+    )
