@@ -1,0 +1,238 @@
+"""Errors of the extraction layer, and the one place where exchangelib/requests errors are mapped to them.
+
+Every ``SourceError`` has a stable ``reason`` code (the hosted product's codes where it has one) and a
+message written here from safe parts only: the mailbox address, the server host, exchangelib's error
+class name and the server's MessageText. Exception texts coming from requests/urllib3 can quote URLs;
+they never carry credentials (verified in tests), but we still build our own messages and strip any
+``user:password@`` part from URLs we mention.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+
+from exchangelib import errors as ews
+
+__all__ = [
+    "SourceError",
+    "InvalidCredentials",
+    "MailboxNotFound",
+    "MailboxAccessDenied",
+    "InvalidSyncState",
+    "FolderNotFound",
+    "ServerUnavailable",
+    "TlsError",
+    "map_exception",
+    "redact_url",
+]
+
+
+class SourceError(Exception):
+    """Base class of everything the source raises. ``reason`` is a stable machine-readable code."""
+
+    reason: str = "exchange_error"
+
+    def __init__(self, message: str, *, mailbox: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mailbox = mailbox
+
+
+class InvalidCredentials(SourceError):
+    """HTTP 401 / login failure: the whole integration is misconfigured, fail the run at once."""
+
+    reason = "invalid_exchange_credentials"
+
+
+class MailboxNotFound(SourceError):
+    """The mailbox does not exist on this server (skip it, keep syncing the others)."""
+
+    reason = "mailbox_not_found"
+
+
+class MailboxAccessDenied(SourceError):
+    """The service account has no delegate grant / impersonation right for this mailbox."""
+
+    reason = "mailbox_access_denied"
+
+
+class InvalidSyncState(SourceError):
+    """The stored SyncState was rejected (ErrorInvalidSyncStateData): resync the folder from None."""
+
+    reason = "invalid_sync_state"
+
+
+class FolderNotFound(SourceError):
+    """The folder was deleted between discovery and sync."""
+
+    reason = "folder_not_found"
+
+
+class ServerUnavailable(SourceError):
+    """The server stayed busy/unreachable after the bounded retry budget, or cannot be talked to at all."""
+
+    reason = "server_unavailable"
+
+
+class TlsError(ServerUnavailable):
+    """The TLS handshake failed (certificate verification, no shared cipher/protocol version)."""
+
+    reason = "tls_error"
+
+
+_NOT_FOUND = (
+    ews.ErrorNonExistentMailbox,
+    ews.ErrorInvalidSmtpAddress,
+    ews.ErrorMissingEmailAddress,
+    ews.ErrorNonPrimarySmtpAddress,
+)
+_DENIED = (
+    ews.ErrorAccessDenied,
+    ews.ErrorImpersonateUserDenied,
+    ews.ErrorImpersonationDenied,
+    ews.ErrorImpersonationFailed,
+    ews.ErrorInvalidExchangeImpersonationHeaderData,
+    ews.ErrorInvalidMailbox,
+    ews.ErrorUserNotAllowedByPolicy,
+)
+# Errors that mean "try again later": after our retry budget they become ServerUnavailable.
+TRANSIENT = (
+    ews.ErrorServerBusy,
+    ews.ErrorTimeoutExpired,
+    ews.ErrorExceededConnectionCount,
+    ews.ErrorInternalServerTransientError,
+    ews.ErrorTooManyObjectsOpened,
+    ews.ErrorMailboxStoreUnavailable,
+    ews.ErrorMailboxMoveInProgress,
+    ews.MalformedResponseError,
+    ews.SOAPError,
+)
+
+_USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_url(url: str) -> str:
+    """``https://user:pw@host/x`` -> ``https://***@host/x`` (a URL with userinfo should never be configured)."""
+    return _USERINFO_RE.sub("***@", url)
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return redact_url(text) if text else type(exc).__name__
+
+
+def _ssl_cause(exc: BaseException) -> BaseException | None:
+    """Walk __cause__/__context__ for the ssl-level error behind a requests SSLError/TransportError."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+_TLS_MARKERS = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "certificate verify failed",
+    "SSLError",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "NO_SHARED_CIPHER",
+    "no shared cipher",
+    "WRONG_VERSION_NUMBER",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_CIPHERS_AVAILABLE",
+    "NO_PROTOCOLS_AVAILABLE",
+    "hostname mismatch",
+)
+
+
+def tls_error_from(exc: BaseException, server: str) -> TlsError | None:
+    """A TlsError with the cause named plainly, or None if ``exc`` is not a TLS failure."""
+    text = str(exc)
+    cause = _ssl_cause(exc)
+    if cause is None and not any(m in text for m in _TLS_MARKERS):
+        return None
+    detail = text
+    if cause is not None:
+        detail = str(cause)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        m = re.search(r"certificate verify failed: ([^()'\"]+)", text)
+        why = m.group(1).strip() if m else "untrusted certificate"
+        return TlsError(
+            f"TLS to {server} failed: certificate verify failed: {why} "
+            "(set connection.tls.ca_bundle to the CA that issued the server certificate)"
+        )
+    if any(m in text for m in ("HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "no shared cipher", "NO_CIPHERS_AVAILABLE")):
+        return TlsError(
+            f"TLS handshake with {server} failed: no shared cipher or protocol version between "
+            f"connection.tls (ciphers/min_version/max_version) and the server ({_short(detail)})"
+        )
+    if any(m in text for m in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "WRONG_VERSION")):
+        return TlsError(
+            f"TLS handshake with {server} failed: no common TLS protocol version "
+            f"(check connection.tls.min_version/max_version; is the URL really https?) ({_short(detail)})"
+        )
+    return TlsError(f"TLS connection to {server} failed: {_short(detail)}")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = redact_url(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def map_exception(exc: BaseException, *, server: str, mailbox: str | None, operation: str) -> SourceError:
+    """Translate an exchangelib/requests exception into a SourceError with a precise message."""
+    if isinstance(exc, SourceError):
+        return exc
+    where = f"{operation} for mailbox {mailbox}" if mailbox else operation
+    name = type(exc).__name__
+    if isinstance(exc, ews.UnauthorizedError):
+        return InvalidCredentials(
+            f"Exchange server {server} rejected the credentials (HTTP 401) during {where}: "
+            "check connection.username/password (or the OAuth2 app) and that the account is not locked",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, _NOT_FOUND):
+        return MailboxNotFound(
+            f"mailbox {mailbox} was not found on {server} ({name}: {_server_text(exc)})", mailbox=mailbox
+        )
+    if isinstance(exc, _DENIED):
+        return MailboxAccessDenied(
+            f"access to mailbox {mailbox} denied on {server} ({name}: {_server_text(exc)}); the service account "
+            "needs a delegate grant (access_type delegate) or the ApplicationImpersonation role (impersonation)",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, ews.ErrorInvalidSyncStateData):
+        return InvalidSyncState(
+            f"the stored sync state was rejected during {where} ({name}): the folder must be resynced",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, ews.ErrorFolderNotFound):
+        return FolderNotFound(f"folder not found during {where} ({_server_text(exc)})", mailbox=mailbox)
+    tls = tls_error_from(exc, server)
+    if tls is not None:
+        tls.mailbox = mailbox
+        return tls
+    if isinstance(exc, ews.RateLimitError):
+        return ServerUnavailable(
+            f"{server} kept asking to back off during {where} beyond connection.max_backoff_s "
+            f"({_server_text(exc)}, requested wait {getattr(exc, 'wait', None)} s)",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, ews.RedirectError):
+        return ServerUnavailable(
+            f"{server} redirected {where} to {redact_url(str(getattr(exc, 'url', '')))}: check connection.server_url",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, TRANSIENT) or isinstance(exc, (ews.TransportError, ews.CASError, OSError)):
+        return ServerUnavailable(
+            f"{server} unavailable during {where} after retries: {name}: {_short(_server_text(exc))}",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, ews.EWSError):
+        return SourceError(f"Exchange error during {where}: {name}: {_short(_server_text(exc))}", mailbox=mailbox)
+    return SourceError(f"unexpected error during {where}: {name}: {_short(str(exc))}", mailbox=mailbox)

@@ -1,0 +1,448 @@
+"""EwsSource (one per integration/server) and MailboxSession (one per mailbox): the extraction API.
+
+Request counts (no exchange_version configured adds one ConvertId per EwsSource for the version probe):
+- ``mail_folders``: 1 GetFolder (msgfolderroot + well-known ids, one request) + 1 FindFolder Deep per
+  500 folders.
+- ``sync_pages``: exactly 1 SyncFolderItems per page (a no-change poll is one request per folder).
+- ``fetch``: ceil(len(refs) / chunk_size) GetItem, up to ``max_connections`` in flight.
+- ``find_range``: 1 FindItem per page.
+Retries add requests only when the server fails (see retry.py / protocol.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pyarrow as pa
+from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Account, Configuration, Credentials
+from exchangelib import errors as ews_errors
+from exchangelib.credentials import OAuth2Credentials
+from exchangelib.ewsdatetime import UTC
+from exchangelib.version import VERSIONS, Version
+from pydantic import SecretStr
+
+from ..config import EwsConnection, IntegrationConfig
+from . import redact
+from .errors import MailboxAccessDenied, SourceError, map_exception
+from .folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
+from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage
+from .protocol import BoundedFaultTolerance, make_protocol_class, new_protocol
+from .retry import call_with_retry
+from .services import (
+    RawFindFolder,
+    RawFindItem,
+    RawGetFolder,
+    RawGetItem,
+    RawSyncFolderItems,
+    child_text,
+    distinguished_folder_elem,
+    folder_id_elem,
+    parse_ews_datetime,
+    t,
+)
+from .tls import build_ssl_context, make_adapter_class, requests_verify
+
+T = TypeVar("T")
+
+# Cheap per-item fields; never let exchangelib choose (its defaults include MimeContent and bodies).
+REF_FIELDS = ("item:DateTimeReceived", "message:InternetMessageId", "item:Size", "item:ConversationId")
+FETCH_FIELDS = ("item:MimeContent",) + REF_FIELDS
+FOLDER_FIELDS = ("folder:DisplayName", "folder:FolderClass", "folder:ParentFolderId", "folder:TotalCount")
+FIND_FOLDER_PAGE = 500
+
+
+class SourceConfigError(SourceError):
+    reason = "invalid_source_config"
+
+
+class _AuthorityOAuth2Credentials(OAuth2Credentials):
+    """OAuth2 client credentials with a configurable authority (sovereign clouds, or a test token server)."""
+
+    def __init__(self, *args: Any, authority: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._authority = authority.rstrip("/")
+
+    @property
+    def token_url(self) -> str:
+        return f"{self._authority}/{self.tenant_id}/oauth2/v2.0/token"
+
+
+def _version_from_name(name: str) -> Version:
+    for build, api_version, _ in VERSIONS:
+        if api_version.casefold() == name.casefold():
+            return Version(build=build, api_version=api_version)
+    known = sorted({v for _, v, _ in VERSIONS})
+    raise SourceConfigError(f"connection.exchange_version {name!r} is not one of {', '.join(known)}")
+
+
+def _server_name(url: str) -> str:
+    return re.sub(r"^https?://", "", url).split("/")[0].rsplit("@", 1)[-1]
+
+
+class EwsSource:
+    """Connection to one EWS endpoint with one set of credentials. Thread-safe; a context manager.
+
+    ``secret`` is the password (ntlm/basic) or the client secret (oauth2); when None it is resolved from
+    ``connection.password`` / ``connection.client_secret``. ``max_connections`` caps the HTTP connections
+    (exchangelib sessions) this source opens to the server, across all its mailboxes and threads.
+    """
+
+    def __init__(
+        self,
+        connection: EwsConnection,
+        secret: SecretStr | None,
+        *,
+        max_connections: int = 4,
+        fetch_chunk_size: int = 64,
+    ) -> None:
+        if max_connections < 1:
+            raise SourceConfigError("max_connections must be >= 1")
+        if fetch_chunk_size < 1:
+            raise SourceConfigError("fetch_chunk_size must be >= 1")
+        self.connection = connection
+        self.max_connections = max_connections
+        self.fetch_chunk_size = fetch_chunk_size
+        self.server = _server_name(connection.server_url)
+        if secret is None:
+            ref = connection.client_secret if connection.auth == "oauth2" else connection.password
+            if ref is None:
+                raise SourceConfigError(f"auth {connection.auth} needs a secret")
+            secret = ref.resolve()
+        secret_value = secret.get_secret_value()
+        redact.protect(self, connection.username, secret_value)
+
+        if connection.auth == "oauth2":
+            credentials: Any = _AuthorityOAuth2Credentials(
+                client_id=connection.client_id,
+                client_secret=secret_value,
+                tenant_id=connection.tenant_id,
+                authority=connection.authority,
+            )
+            auth_type = OAUTH2
+        else:
+            credentials = Credentials(username=connection.username, password=secret_value)
+            auth_type = NTLM if connection.auth == "ntlm" else BASIC
+        del secret_value
+
+        self.version = _version_from_name(connection.exchange_version) if connection.exchange_version else None
+        self.retry_policy = BoundedFaultTolerance(max_wait=connection.max_backoff_s)
+        self._config = Configuration(
+            credentials=credentials,
+            service_endpoint=connection.server_url,
+            auth_type=auth_type,
+            version=self.version,
+            retry_policy=self.retry_policy,
+            max_connections=max_connections,
+        )
+        ctx = build_ssl_context(connection.tls)
+        protocol_cls = make_protocol_class(
+            adapter_cls=make_adapter_class(ctx),
+            verify=requests_verify(connection.tls),
+            timeout_s=connection.timeout_s,
+            # First wait of exchangelib's doubling back-off when the server gives no hint.
+            retry_wait_s=min(10.0, max(0.5, connection.max_backoff_s / 8)),
+        )
+        self.protocol = new_protocol(protocol_cls, self._config)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: IntegrationConfig, secret: SecretStr | None = None) -> "EwsSource":
+        return cls(
+            config.connection,
+            secret,
+            max_connections=config.concurrency.connections_per_server,
+            fetch_chunk_size=config.fetch_chunk_size,
+        )
+
+    def open_mailbox(self, email: str) -> "MailboxSession":
+        if self._closed:
+            raise SourceError("EwsSource is closed")
+        return MailboxSession(self, email)
+
+    def call(self, operation: str, mailbox: str | None, fn: Callable[[], T]) -> T:
+        return call_with_retry(
+            fn,
+            policy=self.retry_policy,
+            attempts=self.connection.retry_attempts,
+            max_wait_s=self.connection.max_backoff_s,
+            server=self.server,
+            mailbox=mailbox,
+            operation=operation,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.protocol.close()
+        redact.unprotect(self)
+
+    def __enter__(self) -> "EwsSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EwsSource({self.server!r}, auth={self.connection.auth}, access_type={self.connection.access_type})"
+
+
+class MailboxSession:
+    """One mailbox through its EwsSource. Cheap to create; sends nothing until the first call."""
+
+    def __init__(self, source: EwsSource, email: str) -> None:
+        self.source = source
+        self.email = email.strip().lower()
+        access_type = {"delegate": DELEGATE, "impersonation": IMPERSONATION}[source.connection.access_type]
+        # Account() would create (or reuse) a *cached* Protocol from the config it is given. We give it a
+        # credential-less stub config - so no secret lands in exchangelib's process-wide cache - and then
+        # point the account at the source's own protocol.
+        stub = Configuration(service_endpoint=source.connection.server_url, version=source.version)
+        self.account = Account(
+            primary_smtp_address=self.email,
+            access_type=access_type,
+            config=stub,
+            autodiscover=False,
+            default_timezone=UTC,
+        )
+        self.account.protocol = source.protocol
+
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        return self.source.call(operation, self.email, fn)
+
+    # ---- folders -------------------------------------------------------------------------------
+    def all_folders(self) -> list[FolderInfo]:
+        """Every folder under the message folder root (all classes, search folders excluded), with paths."""
+        ids = ["msgfolderroot", *WELL_KNOWN]
+
+        def get_roots() -> list[Any]:
+            elems = [distinguished_folder_elem(name, self.email) for name in ids]
+            return RawGetFolder(account=self.account).get(elems, ())
+
+        results = self._call("GetFolder", get_roots)
+        root = results[0]
+        if isinstance(root, Exception):
+            if isinstance(root, ews_errors.ErrorAccessDenied):
+                raise MailboxAccessDenied(
+                    f"access to mailbox {self.email} denied on {self.source.server} (ErrorAccessDenied: {root}); "
+                    "the service account needs a delegate grant or the ApplicationImpersonation role",
+                    mailbox=self.email,
+                )
+            raise self._map(root, "GetFolder")
+        root_id = root.find(t("FolderId")).get("Id")
+        distinguished = {}
+        for name, elem in zip(ids[1:], results[1:]):
+            if not isinstance(elem, Exception) and elem is not None:
+                fid = elem.find(t("FolderId"))
+                if fid is not None:
+                    distinguished[name] = fid.get("Id")
+
+        raw: list[RawFolder] = []
+        offset = 0
+        while True:
+            page = self._call(
+                "FindFolder",
+                lambda: RawFindFolder(account=self.account, page_size=FIND_FOLDER_PAGE).page(
+                    folder_id_elem(root_id), FOLDER_FIELDS, offset, FIND_FOLDER_PAGE
+                ),
+            )
+            raw.extend(_raw_folder(e) for e in page.elements)
+            if page.next_offset is None or not page.elements:
+                break
+            offset = page.next_offset
+        return build_folder_infos(root_id, raw, distinguished)
+
+    def mail_folders(self, allowlist: Sequence[str] | None = None, denylist: Sequence[str] = ()) -> list[FolderInfo]:
+        return select_mail_folders(self.all_folders(), allowlist, list(denylist))
+
+    # ---- incremental sync ----------------------------------------------------------------------
+    def sync_pages(self, folder: FolderInfo, sync_state: str | None, *, page_size: int = 512) -> Iterator[SyncPage]:
+        """One SyncFolderItems request per yielded page, starting from ``sync_state`` (None = from scratch)."""
+        if not 1 <= page_size <= 512:
+            raise SourceConfigError("page_size must be within 1..512 (EWS MaxChangesReturned)")
+        state = sync_state
+        while True:
+            current = state
+            changes, new_state, last = self._call(
+                "SyncFolderItems",
+                lambda: RawSyncFolderItems(account=self.account).page(
+                    folder_id_elem(folder.folder_id), REF_FIELDS, current, page_size
+                ),
+            )
+            page = _sync_page(changes, new_state, last)
+            yield page
+            if last:
+                return
+            if new_state == current and not page.changes and not page.deletes and not page.read_flag_changes:
+                # A server that does not advance the state would loop us forever (exchangelib guards the same way).
+                return
+            state = new_state
+
+    # ---- fetch ---------------------------------------------------------------------------------
+    def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, *, chunk_size: int | None = None) -> FetchResult:
+        """GetItem (MimeContent + cheap fields) for ``refs`` in chunks, up to max_connections chunks in flight."""
+        size = chunk_size or self.source.fetch_chunk_size
+        chunks = [list(refs[i : i + size]) for i in range(0, len(refs), size)]
+        if not chunks:
+            return FetchResult(STAGED_SCHEMA.empty_table())
+
+        def one(chunk: list[ItemRef]) -> list[Any]:
+            ids = [r.item_id for r in chunk]
+            return self._call("GetItem", lambda: RawGetItem(account=self.account).get(ids, FETCH_FIELDS))
+
+        workers = min(self.source.max_connections, len(chunks))
+        if workers == 1:
+            results = [one(c) for c in chunks]
+        else:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews-getitem")
+            try:
+                futures = [pool.submit(one, c) for c in chunks]
+                results = [f.result() for f in futures]
+            finally:
+                # On an error, don't start chunks that have not begun; running ones finish their request.
+                pool.shutdown(wait=True, cancel_futures=True)
+        return self._rows(folder, chunks, results)
+
+    def _rows(self, folder: FolderInfo, chunks: list[list[ItemRef]], results: list[list[Any]]) -> FetchResult:
+        cols: dict[str, list[Any]] = {name: [] for name in STAGED_SCHEMA.names}
+        missing: list[str] = []
+        failed: dict[str, str] = {}
+        for chunk, elems in zip(chunks, results):
+            if len(elems) != len(chunk):
+                raise self._map(
+                    ews_errors.MalformedResponseError(f"GetItem returned {len(elems)} results for {len(chunk)} ids"),
+                    "GetItem",
+                )
+            for ref, elem in zip(chunk, elems):
+                if isinstance(elem, ews_errors.ErrorItemNotFound):
+                    missing.append(ref.item_id)
+                    continue
+                if isinstance(elem, Exception):
+                    failed[ref.item_id] = f"{type(elem).__name__}: {elem}"
+                    continue
+                row = _item_row(elem, ref)
+                if isinstance(row, str):
+                    failed[ref.item_id] = row
+                    continue
+                cols["mailbox"].append(self.email)
+                cols["folder_id"].append(folder.folder_id)
+                cols["folder_path"].append(folder.path)
+                for key, value in row.items():
+                    cols[key].append(value)
+        return FetchResult(pa.Table.from_pydict(cols, schema=STAGED_SCHEMA), missing, failed)
+
+    # ---- backfill ------------------------------------------------------------------------------
+    def find_range(
+        self, folder: FolderInfo, start: datetime | None, end: datetime | None, *, page_size: int = 512
+    ) -> Iterator[list[ItemRef]]:
+        """FindItem (Shallow) with DateTimeReceived >= start and < end, oldest first, one request per yielded
+        page. Never touches the sync state."""
+        if page_size < 1:
+            raise SourceConfigError("page_size must be >= 1")
+        offset = 0
+        while True:
+            current = offset
+            page = self._call(
+                "FindItem",
+                lambda: RawFindItem(account=self.account, page_size=page_size).page(
+                    folder_id_elem(folder.folder_id), REF_FIELDS, start, end, current, page_size
+                ),
+            )
+            refs = [_item_ref(e, "backfill") for e in page.elements]
+            if refs:
+                yield refs
+            if page.next_offset is None or not page.elements:
+                return
+            offset = page.next_offset
+
+    def _map(self, exc: BaseException, operation: str) -> SourceError:
+        return map_exception(exc, server=self.source.server, mailbox=self.email, operation=operation)
+
+    def __repr__(self) -> str:
+        return f"MailboxSession({self.email!r} via {self.source.server!r})"
+
+
+# ---- XML -> data ---------------------------------------------------------------------------------
+def _raw_folder(elem: Any) -> RawFolder:
+    fid = elem.find(t("FolderId"))
+    parent = elem.find(t("ParentFolderId"))
+    total = child_text(elem, t("TotalCount"))
+    return RawFolder(
+        folder_id=fid.get("Id"),
+        change_key=fid.get("ChangeKey"),
+        parent_id=parent.get("Id") if parent is not None else None,
+        display_name=child_text(elem, t("DisplayName")) or "",
+        folder_class=child_text(elem, t("FolderClass")),
+        is_search_folder=elem.tag == t("SearchFolder"),
+        total_count=int(total) if total and total.strip().isdigit() else None,
+    )
+
+
+def _item_ref(item: Any, change_type: str) -> ItemRef:
+    iid = item.find(t("ItemId"))
+    size = child_text(item, t("Size"))
+    conv = item.find(t("ConversationId"))
+    return ItemRef(
+        item_id=iid.get("Id"),
+        change_key=iid.get("ChangeKey") or "",
+        change_type=change_type,  # type: ignore[arg-type]
+        datetime_received=parse_ews_datetime(child_text(item, t("DateTimeReceived"))),
+        internet_message_id=child_text(item, t("InternetMessageId")),
+        size=int(size) if size and size.strip().isdigit() else None,
+        conversation_id=conv.get("Id") if conv is not None else None,
+    )
+
+
+_SYNC_TAGS = {t("Create"): "create", t("Update"): "update"}
+
+
+def _sync_page(changes: list[Any], state: str, last: bool) -> SyncPage:
+    refs: list[ItemRef] = []
+    deletes: list[str] = []
+    read_flags = 0
+    for change in changes:
+        kind = _SYNC_TAGS.get(change.tag)
+        if kind is not None:
+            refs.append(_item_ref(change[0], kind))
+        elif change.tag == t("Delete"):
+            deletes.append(change.find(t("ItemId")).get("Id"))
+        elif change.tag == t("ReadFlagChange"):
+            read_flags += 1
+    return SyncPage(changes=refs, deletes=deletes, read_flag_changes=read_flags, sync_state=state, last_page=last)
+
+
+def _item_row(item: Any, ref: ItemRef) -> dict[str, Any] | str:
+    """A staged row (without mailbox/folder columns), or the reason the item cannot be staged."""
+    fresh = _item_ref(item, ref.change_type)
+    mime_elem = item.find(t("MimeContent"))
+    if mime_elem is None or mime_elem.text is None:
+        return "no MimeContent returned"
+    try:
+        mime = base64.b64decode(mime_elem.text, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        return f"MimeContent is not valid base64: {exc}"
+    received = fresh.datetime_received or ref.datetime_received
+    if received is None:
+        return "no DateTimeReceived returned"
+    return {
+        "item_id": fresh.item_id,
+        "change_key": fresh.change_key or ref.change_key,
+        "change_type": ref.change_type,
+        "internet_message_id": fresh.internet_message_id or ref.internet_message_id,
+        "datetime_received": received,
+        "conversation_id": fresh.conversation_id or ref.conversation_id,
+        "size": fresh.size if fresh.size is not None else ref.size,
+        "mime_content": mime,
+    }
+
+
+__all__ = ["EwsSource", "MailboxSession", "SourceConfigError"]
