@@ -1,0 +1,513 @@
+"""The HTTP(S) server: EWS endpoint, control API and a minimal OAuth2 token endpoint on one port.
+
+Why the stdlib ThreadingHTTPServer: NTLM authenticates a TCP *connection*, and a
+BaseHTTPRequestHandler instance lives exactly as long as its connection, so per-connection
+auth state is just an attribute of the handler. HTTP/1.1 keep-alive is kept on every response,
+including 401s (Content-Length: 0, never ``Connection: close``): exchangelib treats a non-200
+response with ``Connection: close`` as throttling, and NTLM needs the same connection.
+TLS is negotiated in the connection's own thread (not in accept()), so one slow or failing
+handshake does not stall the listener.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from . import admin, soap
+from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
+from .faults import FaultPlan
+from .mailstore import MailStore
+from .operations import WRITE_OPERATIONS, Context, dispatch
+
+log = logging.getLogger("ews_testserver")
+
+EWS_PATH = "/ews/exchange.asmx"
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls: bool = False
+    cert: str | None = None
+    key: str | None = None
+    ciphers: str | None = None
+    min_tls: str | None = None
+    max_tls: str | None = None
+    cert_type: str = "rsa"
+    auth: tuple[str, ...] = ("ntlm", "basic")
+    accounts: list[str] = field(default_factory=list)
+    mailboxes: list[str] = field(default_factory=list)  # ADDRESS=PATH | ADDRESS=generate:N
+    grants: list[str] = field(default_factory=list)  # USER=ADDRESS
+    seed: int = 4711
+    admin_token: str | None = None
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = MailStore()
+        self.accounts = AccountRegistry()
+        self.faults = FaultPlan()
+        self.admin_token = config.admin_token or secrets.token_urlsafe(24)
+        self._log: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._log_seq = 0
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self._log_lock:
+            self._log_seq += 1
+            entry["seq"] = self._log_seq
+            self._log.append(entry)
+
+    def log_since(self, since: int) -> list[dict[str, Any]]:
+        with self._log_lock:
+            return [e for e in self._log if e["seq"] > since]
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def enter(self) -> int:
+        with self._inflight_lock:
+            self._inflight += 1
+            return self._inflight
+
+    def leave(self) -> None:
+        with self._inflight_lock:
+            self._inflight -= 1
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EwsHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-IIS/10.0"
+    sys_version = ""
+    state: ServerState  # set on the subclass made per server
+
+    def setup(self) -> None:
+        super().setup()
+        self.ntlm: NtlmAcceptor | None = None
+        self.conn_account: Account | None = None  # NTLM: authenticated for this connection
+        self.conn_generation = 0
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: bytes = b"", content_type: str | None = None,
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- routing ----------------------------------------------------------------------------
+    def do_POST(self) -> None:  # noqa: N802
+        self._route("POST")
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._route("GET")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._route("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._route("DELETE")
+
+    def _route(self, method: str) -> None:
+        body = self._read_body()
+        parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path
+        try:
+            if path.lower() == EWS_PATH and method == "POST":
+                self._ews(body)
+            elif path == "/admin" or path.startswith("/admin/"):
+                self._admin(method, path, urllib.parse.parse_qs(parsed.query), body)
+            elif method == "POST" and "/oauth2/" in path and path.endswith("/token"):
+                self._token(body)
+            else:
+                self._send(404, b"not found", "text/plain")
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+
+    # -- control API ------------------------------------------------------------------------
+    def _admin(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not hmac.compare_digest(token.encode(), self.state.admin_token.encode()):
+            self._json(401, {"error": "admin bearer token required"})
+            return
+        try:
+            payload = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            self._json(400, {"error": "body is not JSON"})
+            return
+        try:
+            status, data = admin.handle(self.state, method, path, query, payload)
+        except admin.AdminError as exc:
+            status, data = exc.status, {"error": exc.message}
+        except Exception as exc:  # noqa: BLE001 - report, do not kill the connection
+            log.exception("admin %s %s failed", method, path)
+            status, data = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        self._json(status, data)
+
+    def _token(self, raw: bytes) -> None:
+        """OAuth2 client-credentials grant: client_id = account username, client_secret = password."""
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+        cid = form.get("client_id", [""])[0]
+        secret = form.get("client_secret", [""])[0]
+        acc = self.state.accounts.check_password(cid, secret) if cid else None
+        if form.get("grant_type", [""])[0] != "client_credentials" or acc is None:
+            self._json(400, {"error": "invalid_client", "error_description": "bad client credentials"})
+            return
+        token = self.state.accounts.issue_token(acc.username)
+        self._json(200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": token})
+
+    # -- authentication ---------------------------------------------------------------------
+    def _challenge(self, token: bytes | None = None) -> None:
+        import base64
+
+        if token is not None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", "NTLM " + base64.b64encode(token).decode())
+        else:
+            self.send_response(401)
+            for scheme in self.state.config.auth:
+                self.send_header("WWW-Authenticate", "NTLM" if scheme == "ntlm" else 'Basic realm="ews-testserver"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _authenticate(self, op_hint: str) -> Account | None:
+        """Return the account, or None after answering 401 (handshake step or failure)."""
+        import base64
+
+        allowed = self.state.config.auth
+        header = self.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme in ("ntlm", "negotiate") and "ntlm" in allowed:
+            try:
+                token = base64.b64decode(value.strip())
+            except ValueError:
+                self._challenge()
+                return None
+            is_type1 = token[8:12] == b"\x01\x00\x00\x00"
+            if is_type1 or self.ntlm is None:
+                self.ntlm = NtlmAcceptor(self.state.accounts)
+                self.conn_account = None
+            try:
+                out = self.ntlm.step(token)
+            except Exception as exc:  # noqa: BLE001 - bad password, unknown user, garbage token
+                log.info("NTLM authentication failed: %s", exc)
+                self.ntlm = None
+                self._auth_failed(op_hint, "ntlm")
+                return None
+            if not self.ntlm.ctx.complete:
+                self._challenge(out or b"")
+                return None
+            self.conn_account = self.ntlm.account
+            self.conn_generation = self.conn_account.generation if self.conn_account else 0
+            self.ntlm = None
+            return self.conn_account
+        if scheme == "basic" and "basic" in allowed:
+            creds = parse_basic(value)
+            acc = self.state.accounts.check_password(*creds) if creds else None
+            if acc is None:
+                self._auth_failed(op_hint, "basic")
+            return acc
+        if scheme == "bearer":
+            acc = self.state.accounts.check_token(value.strip())
+            if acc is None:
+                self._auth_failed(op_hint, "bearer")
+            return acc
+        if not header and self.conn_account is not None:
+            if self.conn_account.generation == self.conn_generation:
+                return self.conn_account
+            self.conn_account = None  # password changed since this connection authenticated
+        self._challenge()
+        return None
+
+    def _auth_failed(self, op_hint: str, scheme: str) -> None:
+        self.state.record({"operation": op_hint, "account": None, "mailbox": None, "time": _now(),
+                           "status": 401, "error": f"{scheme} authentication failed"})
+        self._challenge()
+
+    # -- EWS --------------------------------------------------------------------------------
+    def _ews(self, raw: bytes) -> None:
+        state = self.state
+        try:
+            request = soap.parse_request(raw)
+            op = request.operation
+        except soap.SoapFault as exc:
+            request, op = None, "?"
+            parse_fault = exc
+        else:
+            parse_fault = None
+        acc = self._authenticate(op)
+        if acc is None:
+            return
+        entry: dict[str, Any] = {"operation": op, "account": acc.username, "mailbox": None, "time": _now(),
+                                 "write": op in WRITE_OPERATIONS, "anchor": self.headers.get("X-AnchorMailbox")}
+        if parse_fault is not None or request is None:
+            assert parse_fault is not None
+            entry.update(status=500, response_code=parse_fault.code)
+            state.record(entry)
+            self._send(500, soap.fault(parse_fault.code, parse_fault.text), "text/xml; charset=utf-8")
+            return
+        if request.impersonate is not None:
+            entry["impersonate"] = request.impersonate
+        inflight = state.enter()
+        try:
+            rule = state.faults.match(op, inflight)
+            if rule is not None:
+                entry["fault"] = rule.kind
+                if rule.kind == "slow":
+                    time.sleep(rule.delay_s)
+                elif rule.kind == "drop":
+                    entry["status"] = None
+                    state.record(entry)
+                    self._drop()
+                    return
+                elif rule.kind == "http_503":
+                    entry["status"] = 503
+                    state.record(entry)
+                    self._send(503, b"", None, {"Retry-After": str(rule.retry_after_s)})
+                    return
+                else:
+                    code = "ErrorServerBusy" if rule.kind == "server_busy" else "ErrorExceededConnectionCount"
+                    text = ("The server cannot service this request right now. Try again later."
+                            if rule.kind == "server_busy" else
+                            "You have exceeded the maximum number of concurrent connections for your account.")
+                    entry.update(status=500, response_code=code)
+                    state.record(entry)
+                    body = soap.fault(code, text, rule.back_off_ms if rule.kind == "server_busy" else None)
+                    self._send(500, body, "text/xml; charset=utf-8")
+                    return
+            ctx = Context(store=state.store, principal=state.accounts.principal(acc, lambda a: state.store.get_mailbox(a) is not None),
+                          request=request, anchor=self.headers.get("X-AnchorMailbox"))
+            try:
+                ctx.check_impersonation()
+                body = soap.envelope(dispatch(ctx))
+                status = 200
+                entry["response_code"] = ctx.response_codes[0] if ctx.response_codes else "NoError"
+            except soap.SoapFault as exc:
+                body = soap.fault(exc.code, exc.text, exc.back_off_ms)
+                status = 500
+                entry["response_code"] = exc.code
+            except Exception as exc:  # noqa: BLE001 - a server bug must surface as a clear error
+                log.exception("%s failed", op)
+                body = soap.fault("ErrorInternalServerError", f"EWS test server error in {op}: {type(exc).__name__}: {exc}")
+                status = 500
+                entry["response_code"] = "ErrorInternalServerError"
+            entry["mailbox"] = sorted(ctx.mailboxes)[0] if ctx.mailboxes else request.impersonate
+            if len(ctx.mailboxes) > 1:
+                entry["mailboxes"] = sorted(ctx.mailboxes)
+            entry["items"] = ctx.items
+            entry["status"] = status
+            state.record(entry)
+            self._send(status, body, "text/xml; charset=utf-8")
+        finally:
+            state.leave()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    ssl_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is not None:
+            try:
+                request.settimeout(30)
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                log.info("TLS handshake with %s failed: %s", client_address, exc)
+                try:
+                    request.close()
+                except OSError:
+                    pass
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+
+_TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
+                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def make_tls_context(config: ServerConfig, workdir: Path) -> tuple[ssl.SSLContext, str | None]:
+    """(server context, CA file path or None when --cert/--key were given)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca_file = None
+    if config.cert:
+        ctx.load_cert_chain(config.cert, config.key)
+    else:
+        import trustme
+
+        key_type = trustme.KeyType.ECDSA if config.cert_type == "ecdsa" else trustme.KeyType.RSA
+        ca = trustme.CA(key_type=key_type)
+        identities = ["localhost", "127.0.0.1", "::1"]
+        if config.host not in identities and config.host not in ("0.0.0.0", "::"):
+            identities.append(config.host)
+        leaf = ca.issue_cert(*identities, key_type=key_type)
+        leaf.configure_cert(ctx)
+        ca_path = workdir / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_path))
+        ca_file = str(ca_path)
+    if config.min_tls:
+        ctx.minimum_version = _TLS_VERSIONS[config.min_tls]
+    max_tls = config.max_tls
+    if config.ciphers:
+        ctx.set_ciphers(config.ciphers)
+        # OpenSSL cipher strings do not govern TLS 1.3 suites; cap at 1.2 so the restriction
+        # bites unless the caller explicitly allows 1.3.
+        max_tls = max_tls or "1.2"
+    if max_tls:
+        ctx.maximum_version = _TLS_VERSIONS[max_tls]
+    return ctx, ca_file
+
+
+class EwsServer:
+    """A configured server. ``start()`` serves in a background thread; ``serve_forever()`` blocks."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.state = ServerState(config)
+        self.workdir = Path(tempfile.mkdtemp(prefix="ews-testserver-"))
+        self.loaded: dict[str, int] = {}
+        self._setup_accounts()
+        self._load_mailboxes()
+        handler = type("Handler", (EwsHandler,), {"state": self.state})
+        self.httpd = _Server((config.host, config.port), handler)
+        self.ca_file: str | None = None
+        if config.tls:
+            self.httpd.ssl_context, self.ca_file = make_tls_context(config, self.workdir)
+        self._thread: threading.Thread | None = None
+
+    def _setup_accounts(self) -> None:
+        for spec in self.config.accounts:
+            acc = parse_account(spec)
+            self.state.accounts.accounts.append(acc)
+        for spec in self.config.grants:
+            user, sep, address = spec.partition("=")
+            if not sep:
+                raise ValueError(f"--grant must be USER=ADDRESS, got {spec!r}")
+            self.state.accounts.grant(user, address)
+
+    def _load_mailboxes(self) -> None:
+        from . import generate, loaders
+
+        specs = []
+        for spec in self.config.mailboxes:
+            address, sep, source = spec.partition("=")
+            if not sep or not address:
+                raise ValueError(f"--mailbox must be ADDRESS=PATH or ADDRESS=generate:N, got {spec!r}")
+            specs.append((address.strip(), source.strip()))
+        generated = [a for a, s in specs if s.startswith("generate:")]
+        store = self.state.store
+        for address, _source in specs:
+            store.add_mailbox(address)
+        for address, source in specs:
+            mbx = store.get_mailbox(address)
+            assert mbx is not None
+            if source.startswith("generate:"):
+                n = int(source.split(":", 1)[1])
+                peers = tuple(a for a in generated if a.lower() != address.lower())
+                msgs = generate.generate_messages(n, self.config.seed, address, peers)
+                for g in msgs:
+                    meta = g.meta()
+                    store.add_item(mbx.folder_by_path(g.folder, create=True), render=g.render,
+                                   received=g.received, meta=meta, is_read=g.index % 3 == 0)
+                    for peer in g.copies:
+                        pm = store.get_mailbox(peer)
+                        if pm is not None:
+                            store.add_item(pm.distinguished["inbox"], render=g.render, received=g.received,
+                                           meta=g.meta(), is_read=False)
+                self.loaded[address] = n
+            elif source:
+                self.loaded[address] = loaders.load_path(store, mbx, Path(source).expanduser())
+            else:
+                self.loaded[address] = 0
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.config.tls else 'http'}://{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/EWS/Exchange.asmx"
+
+    def info(self) -> dict[str, Any]:
+        return {"url": self.url, "admin_url": self.base_url + "/admin", "ca_file": self.ca_file,
+                "admin_token": self.state.admin_token, "token_url": self.base_url + "/common/oauth2/v2.0/token",
+                "auth": list(self.config.auth), "mailboxes": self.loaded}
+
+    def start(self) -> EwsServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ews-testserver", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,152 @@
+"""SOAP 1.1 envelope parsing and EWS response building (lxml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+S = "http://schemas.xmlsoap.org/soap/envelope/"
+M = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T = "http://schemas.microsoft.com/exchange/services/2006/types"
+E = "http://schemas.microsoft.com/exchange/services/2006/errors"
+NSMAP_BODY = {"m": M, "t": T}
+
+# A consistent Exchange 2016 CU build; exchangelib maps 15.1 to API version Exchange2016.
+SERVER_VERSION = {"MajorVersion": "15", "MinorVersion": "1", "MajorBuildNumber": "2507",
+                  "MinorBuildNumber": "6", "Version": "V2017_07_11"}
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=True)
+
+
+class SoapFault(Exception):
+    """Raised by an operation to answer with a SOAP fault (HTTP 500) instead of a response."""
+
+    def __init__(self, code: str, text: str, back_off_ms: int | None = None) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+        self.back_off_ms = back_off_ms
+
+
+class ResponseError(Exception):
+    """A per-ResponseMessage error (ResponseClass="Error")."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class Request:
+    operation: str
+    body: etree._Element  # the operation element, e.g. m:GetFolder
+    impersonate: str | None  # SMTP address / UPN / SID from ExchangeImpersonation
+    requested_version: str | None
+
+
+def t(name: str) -> str:
+    return f"{{{T}}}{name}"
+
+
+def m(name: str) -> str:
+    return f"{{{M}}}{name}"
+
+
+def parse_request(data: bytes) -> Request:
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise SoapFault("ErrorSchemaValidation", f"The request failed schema validation: {exc}") from exc
+    if root.tag != f"{{{S}}}Envelope":
+        raise SoapFault("ErrorSchemaValidation", "The request is not a SOAP 1.1 envelope.")
+    header = root.find(f"{{{S}}}Header")
+    body = root.find(f"{{{S}}}Body")
+    if body is None or len(body) == 0:
+        raise SoapFault("ErrorSchemaValidation", "The SOAP body is empty.")
+    op = body[0]
+    impersonate = None
+    version = None
+    if header is not None:
+        imp = header.find(t("ExchangeImpersonation"))
+        if imp is not None:
+            sid = imp.find(t("ConnectingSID"))
+            if sid is not None:
+                for child in sid:
+                    if child.text and child.text.strip():
+                        impersonate = child.text.strip()
+                        break
+            if impersonate is None:
+                impersonate = ""
+        rsv = header.find(t("RequestServerVersion"))
+        if rsv is not None:
+            version = rsv.get("Version")
+    return Request(etree.QName(op).localname, op, impersonate, version)
+
+
+def envelope(body_child: etree._Element) -> bytes:
+    env = etree.Element(f"{{{S}}}Envelope", nsmap={"s": S})
+    header = etree.SubElement(env, f"{{{S}}}Header")
+    etree.SubElement(header, t("ServerVersionInfo"), SERVER_VERSION, nsmap={"h": T})
+    body = etree.SubElement(
+        env, f"{{{S}}}Body",
+        nsmap={"m": M, "t": T, "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+               "xsd": "http://www.w3.org/2001/XMLSchema"},
+    )
+    body.append(body_child)
+    return etree.tostring(env, xml_declaration=True, encoding="utf-8")
+
+
+def fault(code: str, text: str, back_off_ms: int | None = None) -> bytes:
+    """A SOAP fault exchangelib maps to ``exchangelib.errors.<code>``.
+
+    BackOffMilliseconds sits in ``t:MessageXml`` in the *types* namespace: that is where
+    exchangelib (and real Exchange) put it; under the errors namespace it is silently ignored.
+    """
+    env = etree.Element(f"{{{S}}}Envelope", nsmap={"s": S})
+    header = etree.SubElement(env, f"{{{S}}}Header")
+    etree.SubElement(header, t("ServerVersionInfo"), SERVER_VERSION, nsmap={"h": T})
+    body = etree.SubElement(env, f"{{{S}}}Body")
+    flt = etree.SubElement(body, f"{{{S}}}Fault")
+    fc = etree.SubElement(flt, "faultcode", nsmap={"a": T})
+    fc.text = f"a:{code}"
+    fs = etree.SubElement(flt, "faultstring")
+    fs.set("{http://www.w3.org/XML/1998/namespace}lang", "en-US")
+    fs.text = text
+    detail = etree.SubElement(flt, "detail")
+    etree.SubElement(detail, f"{{{E}}}ResponseCode", nsmap={"e": E}).text = code
+    etree.SubElement(detail, f"{{{E}}}Message", nsmap={"e": E}).text = text
+    if back_off_ms is not None:
+        mx = etree.SubElement(detail, t("MessageXml"), nsmap={"t": T})
+        v = etree.SubElement(mx, t("Value"), Name="BackOffMilliseconds")
+        v.text = str(int(back_off_ms))
+    return etree.tostring(env, xml_declaration=True, encoding="utf-8")
+
+
+def response_root(operation: str) -> tuple[etree._Element, etree._Element]:
+    """(m:<Op>Response, m:ResponseMessages)"""
+    resp = etree.Element(m(f"{operation}Response"), nsmap=NSMAP_BODY)
+    msgs = etree.SubElement(resp, m("ResponseMessages"))
+    return resp, msgs
+
+
+def success_message(parent: etree._Element, operation: str) -> etree._Element:
+    msg = etree.SubElement(parent, m(f"{operation}ResponseMessage"), ResponseClass="Success")
+    etree.SubElement(msg, m("ResponseCode")).text = "NoError"
+    return msg
+
+
+def error_message(parent: etree._Element, operation: str, code: str, text: str) -> etree._Element:
+    msg = etree.SubElement(parent, m(f"{operation}ResponseMessage"), ResponseClass="Error")
+    etree.SubElement(msg, m("MessageText")).text = text
+    etree.SubElement(msg, m("ResponseCode")).text = code
+    etree.SubElement(msg, m("DescriptiveLinkKey")).text = "0"
+    return msg
+
+
+def sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.SubElement(parent, t(name), attrs)
+    if text is not None:
+        el.text = text
+    return el

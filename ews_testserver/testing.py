@@ -1,0 +1,267 @@
+"""Helpers for tests and benchmarks: run the EWS test server as a subprocess and talk to it.
+
+    from ews_testserver.testing import running_server, exchangelib_account
+
+    with running_server(mailboxes=["user@example.com=generate:1000"], tls=True) as srv:
+        acc = exchangelib_account(srv, "user@example.com", "secret", "user@example.com")
+        ...
+        srv.move("user@example.com", "<id@x>", "Archive")
+        assert all(not e["write"] for e in srv.log())
+
+The server is started with ``<python> -m exchange_sync ews-server ...`` (the real CLI) and stopped
+with SIGTERM; ``srv.returncode`` is its exit status afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import queue
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import requests.adapters
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunningServer:
+    url: str
+    admin_url: str
+    ca_file: str | None
+    admin_token: str
+    info: dict[str, Any]
+    process: subprocess.Popen
+    returncode: int | None = None
+    _session: requests.Session = field(default_factory=requests.Session)
+
+    # -- control API ------------------------------------------------------------------------
+    def admin(self, method: str, path: str, payload: Any = None, expect: int | None = 200) -> Any:
+        """Call ``/admin<path>``; raises AssertionError with the server's message on another status."""
+        resp = self._session.request(
+            method, self.admin_url + path, json=payload, timeout=60,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            verify=self.ca_file if self.ca_file else True,
+        )
+        if expect is not None and resp.status_code != expect:
+            raise AssertionError(f"{method} /admin{path} -> {resp.status_code}: {resp.text}")
+        return resp.json()
+
+    def add_message(self, mailbox: str, mime: bytes, folder: str = "Inbox", **extra: Any) -> dict[str, Any]:
+        payload = {"mailbox": mailbox, "folder": folder, "mime_base64": base64.b64encode(mime).decode(), **extra}
+        return self.admin("POST", "/messages", payload)
+
+    def move(self, mailbox: str, message_id: str, folder: str) -> dict[str, Any]:
+        return self.admin("POST", "/move", {"mailbox": mailbox, "message_id": message_id, "folder": folder})
+
+    def edit(self, mailbox: str, message_id: str, subject: str | None = None, body: str | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"mailbox": mailbox, "message_id": message_id}
+        if subject is not None:
+            payload["subject"] = subject
+        if body is not None:
+            payload["body"] = body
+        return self.admin("POST", "/edit", payload)
+
+    def mark_read(self, mailbox: str, message_id: str, is_read: bool = True) -> dict[str, Any]:
+        return self.admin("POST", "/read", {"mailbox": mailbox, "message_id": message_id, "is_read": is_read})
+
+    def delete(self, mailbox: str, message_id: str) -> dict[str, Any]:
+        return self.admin("POST", "/delete", {"mailbox": mailbox, "message_id": message_id})
+
+    def create_folder(self, mailbox: str, path: str) -> dict[str, Any]:
+        return self.admin("POST", "/folders", {"mailbox": mailbox, "path": path})
+
+    def set_faults(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.admin("PUT", "/faults", rules)
+
+    def clear_faults(self) -> None:
+        self.admin("PUT", "/faults", [])
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self.admin("GET", "/faults")
+
+    def log(self, since: int = 0) -> list[dict[str, Any]]:
+        return self.admin("GET", f"/log?since={since}")
+
+    def clear_log(self) -> None:
+        self.admin("DELETE", "/log")
+
+    def operations(self, since: int = 0) -> list[str]:
+        return [e["operation"] for e in self.log(since)]
+
+    def last_seq(self) -> int:
+        entries = self.log()
+        return entries[-1]["seq"] if entries else 0
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        return self.admin("GET", "/mailboxes")
+
+    def add_mailbox(self, mailbox: str) -> None:
+        self.admin("POST", "/mailboxes", {"mailbox": mailbox})
+
+    def delete_mailbox(self, mailbox: str) -> None:
+        self.admin("POST", "/mailboxes/delete", {"mailbox": mailbox})
+
+    def set_password(self, username: str, password: str, impersonation: bool | None = None) -> None:
+        payload: dict[str, Any] = {"username": username, "password": password}
+        if impersonation is not None:
+            payload["impersonation"] = impersonation
+        self.admin("POST", "/accounts", payload)
+
+    def grant(self, username: str, mailbox: str) -> None:
+        self.admin("POST", "/grants", {"username": username, "mailbox": mailbox})
+
+    def issue_token(self, username: str) -> str:
+        return self.admin("POST", "/tokens", {"username": username})["access_token"]
+
+    @property
+    def server(self) -> str:
+        """host:port, as exchangelib's Configuration(server=...) would take it (it assumes https)."""
+        return self.url.split("://", 1)[1].split("/", 1)[0]
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.returncode is None:
+            self._session.close()
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            self.returncode = self.process.returncode
+        return self.returncode
+
+
+def server_args(
+    *, accounts: Sequence[str] = ("user@example.com:secret",), mailboxes: Sequence[str] = (),
+    grants: Sequence[str] = (), tls: bool = False, auth: str | None = None, ciphers: str | None = None,
+    min_tls: str | None = None, max_tls: str | None = None, cert_type: str | None = None,
+    seed: int | None = None, verbose: bool = False, extra_args: Sequence[str] = (),
+) -> list[str]:
+    args = ["ews-server"]
+    for a in accounts:
+        args += ["--account", a]
+    for mb in mailboxes or ("user@example.com=generate:20",):
+        args += ["--mailbox", mb]
+    for g in grants:
+        args += ["--grant", g]
+    if tls:
+        args.append("--tls")
+    for opt, value in (("--auth", auth), ("--ciphers", ciphers), ("--min-tls", min_tls), ("--max-tls", max_tls),
+                       ("--cert-type", cert_type), ("--seed", seed)):
+        if value is not None:
+            args += [opt, str(value)]
+    if verbose:
+        args.append("--verbose")
+    return args + list(extra_args)
+
+
+@contextlib.contextmanager
+def running_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[RunningServer]:
+    """Start ``exchange-sync ews-server`` with the given options (see ``server_args``), yield a
+    ``RunningServer``, and stop it with SIGTERM on exit."""
+    cmd = [sys.executable, "-m", "exchange_sync", *server_args(**kwargs)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        line = lines.get(timeout=startup_timeout)
+    except queue.Empty:
+        proc.kill()
+        proc.wait()
+        raise ServerStartError(f"ews-server printed nothing within {startup_timeout}s: {cmd}") from None
+    if line is None:
+        proc.wait()
+        raise ServerStartError(f"ews-server exited with {proc.returncode} before it was ready: {cmd}")
+    info = json.loads(line)
+    srv = RunningServer(url=info["url"], admin_url=info["admin_url"], ca_file=info.get("ca_file"),
+                        admin_token=info["admin_token"], info=info, process=proc)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# exchangelib helpers
+
+def tls_adapter(ca_file: str | None, ciphers: str | None = None, min_tls: ssl.TLSVersion | None = None,
+                max_tls: ssl.TLSVersion | None = None) -> type[requests.adapters.HTTPAdapter]:
+    """An HTTPAdapter class (for ``BaseProtocol.HTTP_ADAPTER_CLS``) trusting ``ca_file``, optionally
+    restricted to an OpenSSL cipher string / TLS version range."""
+
+    class CustomTLSAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kw: Any) -> Any:
+            ctx = ssl.create_default_context(cafile=ca_file)
+            if ciphers:
+                ctx.set_ciphers(ciphers)
+            if min_tls:
+                ctx.minimum_version = min_tls
+            if max_tls:
+                ctx.maximum_version = max_tls
+            kw["ssl_context"] = ctx
+            return super().init_poolmanager(*args, **kw)
+
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            # requests would otherwise point verification at certifi's bundle only.
+            super().cert_verify(conn, url, ca_file if (verify is True and ca_file) else verify, cert)
+
+    return CustomTLSAdapter
+
+
+@contextlib.contextmanager
+def exchangelib_tls(ca_file: str | None, **kwargs: Any) -> Iterator[None]:
+    """Temporarily make exchangelib trust ``ca_file`` (and apply cipher/version limits)."""
+    from exchangelib import close_connections
+    from exchangelib.protocol import BaseProtocol
+
+    old = BaseProtocol.HTTP_ADAPTER_CLS
+    close_connections()
+    BaseProtocol.HTTP_ADAPTER_CLS = tls_adapter(ca_file, **kwargs)
+    try:
+        yield
+    finally:
+        close_connections()
+        BaseProtocol.HTTP_ADAPTER_CLS = old
+
+
+def exchangelib_account(
+    srv: RunningServer, username: str, password: str, mailbox: str, *, auth: str = "basic",
+    access_type: str = "delegate", retry_policy: Any = None, version: bool = True, max_connections: int | None = None,
+) -> Any:
+    """An ``exchangelib.Account`` on the server (``version=False``: let exchangelib probe it).
+
+    For HTTPS, wrap the use in ``exchangelib_tls(srv.ca_file)``.
+    """
+    from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Build, Configuration, Credentials, Version
+
+    kwargs: dict[str, Any] = {"service_endpoint": srv.url, "credentials": Credentials(username, password),
+                              "auth_type": {"basic": BASIC, "ntlm": NTLM}.get(auth, auth)}
+    if version:
+        kwargs["version"] = Version(Build(15, 1, 2507, 6))
+    if retry_policy is not None:
+        kwargs["retry_policy"] = retry_policy
+    if max_connections is not None:
+        kwargs["max_connections"] = max_connections
+    config = Configuration(**kwargs)
+    return Account(mailbox, config=config, autodiscover=False,
+                   access_type={"delegate": DELEGATE, "impersonation": IMPERSONATION}[access_type])
