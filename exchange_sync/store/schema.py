@@ -1,0 +1,184 @@
+"""Tables of the embedded store and the state database (SQLAlchemy Core).
+
+One ``MetaData`` holds everything: the comment store and the pipeline's state (watermarks,
+deletions, rejections, usage, runs, mailbox statuses) may live in one database or two; creating
+all tables in both is harmless and keeps "comments + watermark in one transaction" possible
+whenever they share a URL.
+
+Nothing here stores a secret: the store never receives credentials.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Sequence,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zone type, so values are stored as naive
+    UTC (which also makes SQLite's string comparison order correct) and given UTC back on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC values")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# PostgreSQL allocates `seq` from a sequence (no lock shared by all writers); SQLite has none and
+# computes max(seq)+1 inside its (already serialised) write transaction. See comments.py.
+comment_seq = Sequence("exsync_comment_seq", metadata=metadata)
+
+comments = Table(
+    "exsync_comments",
+    metadata,
+    Column("source", String(512), nullable=False),
+    Column("id", String(1024), nullable=False),
+    # Bumped on every insert or change: a change feed order; never reused.
+    Column("seq", BigInteger, nullable=False),
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("mailbox", Text, nullable=True),
+    Column("folder", Text, nullable=True),
+    Column("sender_domain", Text, nullable=True),
+    # sha256 of the comment's text fields (see comments.text_fingerprint).
+    Column("text_hash", String(64), nullable=False),
+    # Lower-cased subject + body + signature, for the comments page's LIKE search.
+    Column("search_text", Text, nullable=False),
+    # The comment in the public API's JSON form (Comment.to_api()), canonical key order.
+    Column("data", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("source", "id", name="pk_exsync_comments"),
+    Index("ix_exsync_comments_source_ts_id", "source", "timestamp", "id"),
+    Index("ix_exsync_comments_source_mailbox", "source", "mailbox"),
+    Index("ix_exsync_comments_source_folder", "source", "folder"),
+    Index("ix_exsync_comments_source_sender_domain", "source", "sender_domain"),
+    Index("ix_exsync_comments_seq", "seq"),
+)
+
+folder_states = Table(
+    "exsync_folder_states",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("folder_id", String(1024), nullable=False),
+    Column("folder_path", Text, nullable=False),
+    Column("sync_state", Text, nullable=True),
+    Column("items_synced", BigInteger, nullable=False, default=0),
+    Column("last_synced_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    PrimaryKeyConstraint("integration", "mailbox", "folder_id", name="pk_exsync_folder_states"),
+    CheckConstraint("items_synced >= 0", name="ck_exsync_folder_states_items_synced"),
+)
+
+deletions = Table(
+    "exsync_deletions",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("folder_id", String(1024), nullable=False),
+    Column("item_id", String(1024), nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("integration", "mailbox", "folder_id", "item_id", name="pk_exsync_deletions"),
+)
+
+rejections = Table(
+    "exsync_rejections",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("item_id", String(1024), nullable=False),
+    Column("folder_path", Text, nullable=False),
+    Column("message_id", Text, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("rejected_at", UtcDateTime, nullable=False),
+    # A replayed batch rejects the same item again: one row per item, latest reason wins.
+    PrimaryKeyConstraint("integration", "mailbox", "item_id", name="pk_exsync_rejections"),
+)
+
+usage = Table(
+    "exsync_usage",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("new", BigInteger, nullable=False, default=0),
+    Column("updated_properties_only", BigInteger, nullable=False, default=0),
+    Column("updated_text_changed", BigInteger, nullable=False, default=0),
+    Column("unchanged", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("integration", "mailbox", "day", name="pk_exsync_usage"),
+)
+
+runs = Table(
+    "exsync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integration", String(255), nullable=False, index=True),
+    Column("mode", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("summary", Text, nullable=True),
+)
+
+mailbox_statuses = Table(
+    "exsync_mailbox_statuses",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("status", String(64), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("error_count", BigInteger, nullable=False, default=0),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("integration", "mailbox", name="pk_exsync_mailbox_statuses"),
+)
+
+# What a remote destination (the Re:infer API) has been sent: see destinations/reinfer.py.
+# Keyed by a destination key (base URL + project/source) so two tenants never share entries.
+destination_ledger = Table(
+    "exsync_destination_ledger",
+    metadata,
+    Column("destination", String(1024), nullable=False),
+    Column("id", String(1024), nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    # The first-synced timestamp (frozen like the text); the text itself is not copied here.
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("destination", "id", name="pk_exsync_destination_ledger"),
+)

@@ -1,0 +1,154 @@
+"""Pipeline state: folder watermarks, recorded deletions, rejections, runs, mailbox statuses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, select
+
+from exchange_sync.store.comments import dialect_insert
+from exchange_sync.store.models import Deletion, FolderState, MailboxStatus, Rejected, RunRecord
+from exchange_sync.store.schema import deletions, folder_states, mailbox_statuses, rejections, runs
+
+
+def upsert_folder_state(conn: Connection, state: FolderState) -> None:
+    values = state.model_dump()
+    statement = dialect_insert(conn, folder_states).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["integration", "mailbox", "folder_id"],
+        set_={key: statement.excluded[key] for key in values if key not in ("integration", "mailbox", "folder_id")},
+    )
+    conn.execute(statement)
+
+
+def _folder_state(row: Any) -> FolderState:
+    return FolderState.model_validate(dict(row._mapping))
+
+
+def get_folder_state(conn: Connection, integration: str, mailbox: str, folder_id: str) -> FolderState | None:
+    row = conn.execute(
+        select(folder_states).where(
+            folder_states.c.integration == integration,
+            folder_states.c.mailbox == mailbox,
+            folder_states.c.folder_id == folder_id,
+        )
+    ).first()
+    return _folder_state(row) if row else None
+
+
+def list_folder_states(conn: Connection, integration: str) -> list[FolderState]:
+    rows = conn.execute(
+        select(folder_states)
+        .where(folder_states.c.integration == integration)
+        .order_by(folder_states.c.mailbox, folder_states.c.folder_path, folder_states.c.folder_id)
+    )
+    return [_folder_state(row) for row in rows]
+
+
+def record_deletions(conn: Connection, integration: str, mailbox: str, items: Sequence[Deletion]) -> None:
+    if not items:
+        return
+    rows = [{"integration": integration, "mailbox": mailbox, **item.model_dump()} for item in items]
+    statement = dialect_insert(conn, deletions).on_conflict_do_nothing(
+        index_elements=["integration", "mailbox", "folder_id", "item_id"]
+    )
+    conn.execute(statement, rows)
+
+
+def count_deletions(conn: Connection, integration: str, mailbox: str | None = None) -> int:
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(deletions).where(deletions.c.integration == integration)
+    if mailbox is not None:
+        query = query.where(deletions.c.mailbox == mailbox)
+    return conn.execute(query).scalar_one()
+
+
+def record_rejections(conn: Connection, integration: str, items: Sequence[Rejected]) -> None:
+    if not items:
+        return
+    # One row per item: the last occurrence of an item in the batch wins (as in the database).
+    latest = {(item.mailbox, item.item_id): item for item in items}
+    rows = [{"integration": integration, **item.model_dump()} for item in latest.values()]
+    statement = dialect_insert(conn, rejections)
+    statement = statement.on_conflict_do_update(
+        index_elements=["integration", "mailbox", "item_id"],
+        set_={key: statement.excluded[key] for key in ("folder_path", "message_id", "reason", "rejected_at")},
+    )
+    conn.execute(statement, rows)
+
+
+def list_rejections(conn: Connection, integration: str) -> list[Rejected]:
+    rows = conn.execute(
+        select(rejections)
+        .where(rejections.c.integration == integration)
+        .order_by(rejections.c.mailbox, rejections.c.folder_path, rejections.c.item_id)
+    )
+    return [Rejected.model_validate({k: v for k, v in row._mapping.items() if k != "integration"}) for row in rows]
+
+
+def start_run(conn: Connection, integration: str, mode: str) -> int:
+    result = conn.execute(
+        runs.insert()
+        .values(integration=integration, mode=mode, status="running", started_at=datetime.now(timezone.utc))
+        .returning(runs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def finish_run(conn: Connection, run_id: int, status: str, summary: dict[str, Any]) -> None:
+    result = conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id)
+        .values(status=status, finished_at=datetime.now(timezone.utc), summary=json.dumps(summary, default=str))
+    )
+    if result.rowcount == 0:
+        raise KeyError(f"no run with id {run_id}")
+
+
+def list_runs(conn: Connection, integration: str, limit: int) -> list[RunRecord]:
+    rows = conn.execute(
+        select(runs).where(runs.c.integration == integration).order_by(runs.c.id.desc()).limit(limit)
+    )
+    records = []
+    for row in rows:
+        values = dict(row._mapping)
+        values["summary"] = json.loads(values["summary"]) if values["summary"] else None
+        records.append(RunRecord.model_validate(values))
+    return records
+
+
+def set_mailbox_status(
+    conn: Connection, integration: str, mailbox: str, status: str, reason: str | None, error_count_delta: int
+) -> None:
+    now = datetime.now(timezone.utc)
+    statement = dialect_insert(conn, mailbox_statuses).values(
+        integration=integration,
+        mailbox=mailbox,
+        status=status,
+        reason=reason,
+        error_count=max(error_count_delta, 0),
+        updated_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["integration", "mailbox"],
+        set_={
+            "status": statement.excluded.status,
+            "reason": statement.excluded.reason,
+            "updated_at": statement.excluded.updated_at,
+            # Atomic increment: two threads reporting errors for one mailbox both count.
+            "error_count": mailbox_statuses.c.error_count + error_count_delta,
+        },
+    )
+    conn.execute(statement)
+
+
+def mailbox_statuses_of(conn: Connection, integration: str) -> list[MailboxStatus]:
+    rows = conn.execute(
+        select(mailbox_statuses)
+        .where(mailbox_statuses.c.integration == integration)
+        .order_by(mailbox_statuses.c.mailbox)
+    )
+    return [MailboxStatus.model_validate(dict(row._mapping)) for row in rows]
