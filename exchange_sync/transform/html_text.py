@@ -1,0 +1,240 @@
+"""HTML mail to readable text, cutting quoted history and signatures *structurally* first.
+
+Mail clients mark what they quote and where signatures are: Gmail (``div.gmail_quote``,
+``div.gmail_signature``), Outlook desktop (a ``border-top`` div starting ``From:``, the
+``_MailAutoSig`` bookmark, ``div.OutlookMessageHeader``), Outlook on the web and new Outlook
+(``#appendonsend``, ``#divRplyFwdMsg``, ``#Signature``), Apple Mail and Thunderbird
+(``blockquote[type=cite]``, ``.moz-cite-prefix``, ``.moz-signature``), Yahoo (``.yahoo_quoted``).
+Cutting the tree is exact where text heuristics have to guess, so it runs before conversion;
+the text rules in ``quotes``/``signature`` still run on the result for what is not marked.
+
+Conversion is inscriptis (layout-aware: paragraphs, lists, tables; ignores script/style) over the
+lxml tree we already have; links are rendered ``text <url>`` like Outlook's own plain text.
+See docs/transform.md for the comparison with html2text, selectolax and BeautifulSoup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import lxml.html
+from lxml import etree
+
+_DROP_TAGS = ("script", "style", "head", "title", "meta", "noscript", "template", "object", "xml")
+
+# Quote containers, as XPath (lxml has no CSS without cssselect). Order does not matter: the
+# first in document order wins.
+_QUOTE_XPATH = " | ".join(
+    [
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]",
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote_container ')]",
+        "//blockquote[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]",
+        "//*[@id='appendonsend']",
+        "//*[@id='divRplyFwdMsg']",
+        "//*[@id='mail-editor-reference-message-container']",
+        "//*[@id='OLK_SRC_BODY_SECTION']",
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' OutlookMessageHeader ')]",
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')]",
+        "//blockquote[translate(@type, 'CITE', 'cite')='cite']",
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')]",
+        "//*[starts-with(@id, 'yahoo_quoted')]",
+        "//hr[@id='zwchr']",
+        "//hr[@id='stopSpelling']",
+    ]
+)
+_SIGNATURE_XPATH = " | ".join(
+    [
+        "//*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_signature ')]",
+        "//*[@data-smartmail='gmail_signature']",
+        "//*[contains(concat(' ', normalize-space(@class), ' '), ' moz-signature ')]",
+        "//*[@id='Signature']",
+        "//*[@id='signature']",
+        "//*[@id='ms-outlook-mobile-signature']",
+        "//*[@id='AppleMailSignature']",
+    ]
+)
+_HEADER_START_RE = re.compile(
+    r"^\W{0,3}(from|von|de|van|da|fra|från|od|lähettäjä|feladó|от|from\s*:)\s*:", re.IGNORECASE
+)
+
+
+QUOTE_MARK = "\ue000"  # private-use characters: never meaningful in mail, stripped from input
+SIGNATURE_MARK = "\ue001"
+
+
+@dataclass
+class HtmlText:
+    text: str  # the new text (quotes and marked signature cut)
+    signature: str | None  # text of a marked signature container, if any
+    quote_cut: bool  # a quote container was found
+    quoted: str  # the text from the quote container on (for pure forwards)
+
+
+def parse_html(html: str) -> lxml.html.HtmlElement | None:
+    if not html or not html.strip():
+        return None
+    try:
+        parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+        data = html.encode("utf-8", "replace")
+        return lxml.html.document_fromstring(data, parser=parser)
+    except (etree.ParserError, ValueError, TypeError):
+        return None
+
+
+def _clean(root: lxml.html.HtmlElement) -> None:
+    for element in list(root.iter(*_DROP_TAGS)):
+        _drop(element)
+    # Namespaced Office tags (o:p, v:shape...) parse as plain tags; they hold no text worth keeping
+    # except o:p, which only carries spacing.
+    for anchor in root.iter("a"):
+        href = (anchor.get("href") or "").strip()
+        if not href.lower().startswith(("http://", "https://")):
+            continue
+        label = anchor.text_content().strip()
+        if not label or label == href or href.rstrip("/") == label.rstrip("/") or len(href) > 2000:
+            continue
+        if label.lower().startswith(("http://", "https://", "www.")):
+            continue
+        anchor.tail = f" <{href}>" + (anchor.tail or "")
+
+
+def _drop(element: lxml.html.HtmlElement) -> None:
+    """Remove an element and its content but keep its tail text (which belongs to the parent)."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    previous = element.getprevious()
+    if tail:
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
+
+
+def _order(root: lxml.html.HtmlElement) -> dict:
+    return {element: index for index, element in enumerate(root.iter())}
+
+
+def _outlook_header_divs(root: lxml.html.HtmlElement) -> list:
+    # Outlook desktop: <div style="border:none;border-top:solid #E1E1E1 1.0pt;..."><p><b>From:</b> ...
+    found = []
+    for div in root.iter("div"):
+        style = (div.get("style") or "").lower().replace(" ", "")
+        if "border-top:solid" in style or "border-top:1pxsolid" in style or "border-top:" in style:
+            text = div.text_content().strip()[:40]
+            if _HEADER_START_RE.match(text):
+                found.append(div)
+    return found
+
+
+def _first_quote(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    candidates = list(root.xpath(_QUOTE_XPATH)) + _outlook_header_divs(root)
+    if not candidates:
+        return None
+    order = _order(root)
+    first = min(candidates, key=lambda element: order.get(element, 1 << 30))
+    # OWA puts <hr> (and #appendonsend) right before #divRplyFwdMsg: cut the separator too.
+    previous = first.getprevious()
+    if previous is not None and previous.tag == "hr":
+        return previous
+    return first
+
+
+def _signature(root: lxml.html.HtmlElement, before: lxml.html.HtmlElement | None) -> str | None:
+    """Text of the marked signature containers (which are removed); the Outlook bookmark is marked.
+
+    Only elements before the quote (``before``) count: signatures inside the quoted part belong
+    to the quoted author.
+    """
+    order = _order(root)
+    limit = order.get(before, 1 << 30) if before is not None else 1 << 30
+    texts = []
+    for element in root.xpath(_SIGNATURE_XPATH):
+        if order.get(element, 1 << 30) >= limit or not _attached(element):
+            continue  # in the quote, or inside a signature element removed already
+        texts.append(to_text(element))
+        _drop(element)
+    for prefix in root.xpath("//*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_signature_prefix ')]"):
+        _drop(prefix)
+    # Outlook desktop marks its auto-signature with a bookmark; the signature runs from its block
+    # to the end of the new text: a marker is placed there and the text is split after conversion.
+    anchors = [a for a in root.xpath("//a[@name='_MailAutoSig']") if order.get(a, 1 << 30) < limit]
+    if anchors:
+        block = anchors[0]
+        while block.tag not in ("p", "div", "table", "li") and block.getparent() is not None:
+            if block.getparent().tag == "body":
+                break
+            block = block.getparent()
+        _mark_before(block, SIGNATURE_MARK)
+    texts = [text.strip() for text in texts if text.strip()]
+    return "\n".join(texts) if texts else None
+
+
+def _attached(element: lxml.html.HtmlElement) -> bool:
+    node = element
+    while node is not None:
+        if node.tag == "html":
+            return True
+        node = node.getparent()
+    return False
+
+
+def _mark_before(element: lxml.html.HtmlElement, mark: str) -> None:
+    marker = lxml.html.Element("div")
+    marker.text = mark
+    element.addprevious(marker)
+
+
+def to_text(element: lxml.html.HtmlElement) -> str:
+    from inscriptis import Inscriptis
+
+    try:
+        text = Inscriptis(element, _config()).get_text()
+    except Exception:  # noqa: BLE001 - fall back to raw text rather than lose the body
+        text = element.text_content()
+    # inscriptis indents nested blocks; mail clients render them flush left.
+    return "\n".join(line.strip() for line in text.splitlines())
+
+
+_CONFIG = None
+
+
+def _config():
+    global _CONFIG
+    if _CONFIG is None:
+        from inscriptis.css_profiles import CSS_PROFILES
+        from inscriptis.model.config import ParserConfig
+
+        _CONFIG = ParserConfig(css=CSS_PROFILES["strict"].copy(), display_links=False)
+    return _CONFIG
+
+
+def html_to_text(html: str) -> HtmlText:
+    """Convert an HTML body; quote containers and marked signatures are found in the tree first.
+
+    Cuts are made by placing private-use marker characters in the tree and splitting the one
+    converted text at them, so the quoted part stays available (pure forwards need it).
+    """
+    root = parse_html(html.replace(QUOTE_MARK, "").replace(SIGNATURE_MARK, ""))
+    if root is None:
+        return HtmlText(text="", signature=None, quote_cut=False, quoted="")
+    _clean(root)
+    first = _first_quote(root)
+    if first is not None:
+        _mark_before(first, QUOTE_MARK)
+    # Signature containers inside the quoted part belong to the quoted author: only look before it.
+    signature = _signature(root, before=first)
+    body = root.find("body")
+    text = to_text(body if body is not None else root)
+    new, _, quoted = text.partition(QUOTE_MARK)
+    new, _, marked_signature = new.partition(SIGNATURE_MARK)
+    signatures = [part.strip() for part in (marked_signature, signature or "") if part and part.strip()]
+    return HtmlText(
+        text=new,
+        signature="\n".join(signatures) if signatures else None,
+        quote_cut=first is not None,
+        quoted=quoted.replace(SIGNATURE_MARK, ""),
+    )
