@@ -31,7 +31,7 @@ from .language import detect_language
 from .meta import ExchangeMeta, Rejection
 from .mime import BodyPiece, ParsedMail, parse_mail, walk_body
 from .quotes import forwarded_content, split_quote
-from .signature import split_signature, strip_trailing_delimiter
+from .signature import SignatureSplit, split_signature, strip_trailing_delimiter
 from .text import normalise_body, single_line
 
 # Headers that make bytes an email; input with none of them is not one (e.g. random bytes).
@@ -74,12 +74,17 @@ def _piece_text(piece: BodyPiece) -> tuple[str, str, str | None, bool, str]:
     use_html = piece.html is not None and (_plain_is_stub(piece.plain) or bool(_STRUCTURE_RE.search(piece.html)))
     if use_html:
         converted = html_to_text(piece.html or "")
-        if converted.text.strip() or converted.quoted.strip() or piece.plain is None:
+        # Everything inside a quote container (seen: a whole message wrapped in gmail_quote):
+        # the plain alternative, if real, is the better source then.
+        usable = converted.text.strip() or (converted.quoted.strip() and _plain_is_stub(piece.plain))
+        if usable or piece.plain is None:
             return converted.text, converted.quoted, converted.signature, converted.quote_cut, "html"
     return piece.plain or "", "", None, False, "plain"
 
 
-def _body(parsed: ParsedMail, subject: str, sender_name: str | None, depth: int = 0) -> _Body:
+def _body(
+    parsed: ParsedMail, subject: str, sender_name: str | None, depth: int = 0, *, automated: bool = False
+) -> _Body:
     new_parts: list[str] = []
     quoted_parts: list[str] = []
     marked_signatures: list[str] = []
@@ -104,7 +109,8 @@ def _body(parsed: ParsedMail, subject: str, sender_name: str | None, depth: int 
 
     if marked_signatures:
         new_text = strip_trailing_delimiter(new_text)
-    sig = split_signature(new_text, sender_name)
+    # Machine-written mail (bounces) has no personal signature; its trailing details are content.
+    sig = SignatureSplit(new_text, "") if automated else split_signature(new_text, sender_name)
     body_text = normalise_body(sig.body)
     signature = normalise_body("\n".join(part for part in (sig.signature, *marked_signatures) if part.strip()))
 
@@ -196,7 +202,8 @@ def _build(raw: bytes, parsed: ParsedMail, meta: ExchangeMeta) -> Comment:
     if parsed.encrypted:
         body = _Body("", "", "", "none", None)
     else:
-        body = _body(parsed, subject, sender.name if sender else None)
+        automated = enrich.is_bounce(parsed, subject, sender)
+        body = _body(parsed, subject, sender.name if sender else None, automated=automated)
     body_text = truncate_text(body.text, MAX_TEXT_CHARS)
     signature_text = truncate_text(body.signature, MAX_TEXT_CHARS)
 

@@ -34,6 +34,8 @@ def detect_language(text: str) -> str | None:
         language, confidence = _identifier().classify(sample)
     except Exception:  # noqa: BLE001 - language is an enrichment, never a reason to fail
         return None
-    if confidence < MIN_CONFIDENCE:
+    code = str(language)
+    # Only real ISO 639-1 codes: langid's "zxx"-like labels mean "no linguistic content".
+    if confidence < MIN_CONFIDENCE or not (len(code) == 2 and code.isalpha()):
         return None
-    return str(language)[:8]
+    return code

@@ -162,7 +162,10 @@ def _lenient_b64(data: bytes) -> bytes:
 
 def payload_bytes(part: MimeMessage) -> bytes:
     """The decoded bytes of a leaf part; a broken transfer encoding yields the raw bytes."""
-    payload = part.get_payload()
+    # get_payload() would re-decode 8-bit bodies with the declared charset and errors="replace",
+    # losing bytes before we can repair the charset; the stored payload is the raw text
+    # (undecodable bytes as surrogate escapes).
+    payload = getattr(part, "_payload", None)
     if payload is None or isinstance(payload, list):
         return b""
     data = raw_bytes(payload) if isinstance(payload, str) else bytes(payload)

@@ -170,7 +170,7 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
 
     for index in range(len(region) - 1, region_tail - 1, -1):
         stripped = region[index].strip()
-        if _DELIMITER_RE.match(region[index].rstrip()) and index > 0:
+        if _DELIMITER_RE.match(region[index].rstrip()):
             starts.append(index)
             break
     for index in range(region_tail, len(region)):
@@ -206,7 +206,13 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
             if block_start > 0 and contact_lines >= 2 and _looks_like_signature_block(block):
                 starts.append(block_start)
 
-    starts = [start for start in starts if 0 < start < len(lines) or (start == 0 and _MOBILE_RE.match(lines[0]))]
+    # A signature can be the whole text only when it is explicitly marked ("-- ", "Sent from ...").
+    starts = [
+        start
+        for start in starts
+        if 0 < start < len(lines)
+        or (start == 0 and (_MOBILE_RE.match(lines[0]) or lines[0].rstrip() == "--"))
+    ]
     if not starts:
         return SignatureSplit("\n".join(lines), "")
     start = min(starts)
