@@ -98,7 +98,7 @@ def meta_from_raw(raw: bytes) -> Meta:
 class Item:
     __slots__ = (
         "num", "folder", "version", "created_seq", "last_seq", "read_seq", "is_read",
-        "received", "_raw", "_render", "_meta",
+        "received", "_raw", "_render", "_meta", "_meta_factory",
     )
 
     def __init__(
@@ -110,6 +110,7 @@ class Item:
         render: Callable[[], bytes] | None = None,
         meta: Meta | None = None,
         is_read: bool = False,
+        meta_factory: Callable[[], Meta] | None = None,
     ) -> None:
         self.num = num
         self.folder = folder
@@ -122,6 +123,9 @@ class Item:
         self._raw = raw
         self._render = render
         self._meta = meta
+        # Generated mail: metadata is recomputed from the generator record on use instead of
+        # cached, so a 100,000-message mailbox holds only the small generator records.
+        self._meta_factory = meta_factory
 
     @property
     def raw(self) -> bytes:
@@ -134,10 +138,13 @@ class Item:
         self._raw = raw
         self._render = None
         self._meta = None
+        self._meta_factory = None
 
     @property
     def meta(self) -> Meta:
         if self._meta is None:
+            if self._meta_factory is not None:
+                return self._meta_factory()
             self._meta = meta_from_raw(self.raw)
         return self._meta
 
@@ -403,10 +410,11 @@ class MailStore:
     def add_item(
         self, folder: Folder, *, raw: bytes | None = None, render: Callable[[], bytes] | None = None,
         received: datetime | None = None, meta: Meta | None = None, is_read: bool = False,
+        meta_factory: Callable[[], Meta] | None = None,
     ) -> Item:
         with self.lock:
-            mbx = folder.mailbox
-            item = Item(self._next_item, folder, received or datetime.now(timezone.utc), raw, render, meta, is_read)
+            item = Item(self._next_item, folder, received or datetime.now(timezone.utc), raw, render, meta, is_read,
+                        meta_factory)
             self._next_item += 1
             self._attach(item, folder)
             return item
@@ -450,7 +458,8 @@ class MailStore:
         """Exchange semantics: a new item (new id) in the target, the old one deleted; received kept."""
         with self.lock:
             self._detach(item)
-            new = Item(self._next_item, target, item.received, item._raw, item._render, item._meta, item.is_read)
+            new = Item(self._next_item, target, item.received, item._raw, item._render, item._meta, item.is_read,
+                       item._meta_factory)
             self._next_item += 1
             self._attach(new, target)
             return new

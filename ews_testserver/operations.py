@@ -231,7 +231,7 @@ def sync_folder_hierarchy(ctx: Context) -> etree._Element:
             except ValueError as exc:
                 raise ResponseError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.") from exc
     except ResponseError as exc:
-        error_message(msgs, "SyncFolderHierarchy", exc.code, exc.text)
+        _sync_error(msgs, "SyncFolderHierarchy", exc, "IncludesLastFolderInRange")
         return resp
     with ctx.store.lock:
         new = [f for f in mbx.walk(root) if f.created_hseq > since]
@@ -437,9 +437,17 @@ def sync_folder_items(ctx: Context) -> etree._Element:
                     sub(r, "IsRead", "true" if is_read else "false")
                 ctx.items += 1
     except ResponseError as exc:
-        error_message(msgs, "SyncFolderItems", exc.code, exc.text)
+        _sync_error(msgs, "SyncFolderItems", exc, "IncludesLastItemInRange")
         ctx.response_codes.append(exc.code)
     return resp
+
+
+def _sync_error(msgs: etree._Element, op: str, exc: ResponseError, last_name: str) -> None:
+    """Sync error messages carry an empty SyncState and IncludesLast...=true, as Exchange sends them:
+    exchangelib reads both before it looks at the ResponseCode."""
+    msg = error_message(msgs, op, exc.code, exc.text)
+    etree.SubElement(msg, m("SyncState"))
+    etree.SubElement(msg, m(last_name)).text = "true"
 
 
 # ---------------------------------------------------------------------------------------------

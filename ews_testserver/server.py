@@ -466,15 +466,16 @@ class EwsServer:
                 n = int(source.split(":", 1)[1])
                 peers = tuple(a for a in generated if a.lower() != address.lower())
                 msgs = generate.generate_messages(n, self.config.seed, address, peers)
+                folders: dict[str, object] = {}
                 for g in msgs:
-                    meta = g.meta()
-                    store.add_item(mbx.folder_by_path(g.folder, create=True), render=g.render,
-                                   received=g.received, meta=meta, is_read=g.index % 3 == 0)
+                    folder = folders.get(g.folder) or folders.setdefault(g.folder, mbx.folder_by_path(g.folder, create=True))
+                    store.add_item(folder, render=g.render, received=g.received, meta_factory=g.meta,
+                                   is_read=g.index % 3 == 0)
                     for peer in g.copies:
                         pm = store.get_mailbox(peer)
                         if pm is not None:
                             store.add_item(pm.distinguished["inbox"], render=g.render, received=g.received,
-                                           meta=g.meta(), is_read=False)
+                                           meta_factory=g.meta, is_read=False)
                 self.loaded[address] = n
             elif source:
                 self.loaded[address] = loaders.load_path(store, mbx, Path(source).expanduser())

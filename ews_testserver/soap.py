@@ -82,7 +82,11 @@ def parse_request(data: bytes) -> Request:
         rsv = header.find(t("RequestServerVersion"))
         if rsv is not None:
             version = rsv.get("Version")
-    return Request(etree.QName(op).localname, op, impersonate, version)
+    name = etree.QName(op).localname
+    # A few operations name their body element <Op>Request (GetUserOofSettingsRequest, ...).
+    if name.endswith("Request") and name not in ("ResolveNames",):
+        name = name[: -len("Request")]
+    return Request(name, op, impersonate, version)
 
 
 def envelope(body_child: etree._Element) -> bytes:

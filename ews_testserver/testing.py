@@ -265,3 +265,25 @@ def exchangelib_account(
     config = Configuration(**kwargs)
     return Account(mailbox, config=config, autodiscover=False,
                    access_type={"delegate": DELEGATE, "impersonation": IMPERSONATION}[access_type])
+
+
+# ---------------------------------------------------------------------------------------------
+# small mail helpers for tests
+
+def make_mime(subject: str, msgid: str, date: str = "Mon, 01 Jan 2024 10:00:00 +0000", body: str = "hello",
+              sender: str = "Alice <alice@example.org>", to: str = "user@example.com") -> bytes:
+    """A minimal, valid RFC 822 message."""
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Date: {date}\r\nMessage-ID: {msgid}\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def date_n(n: int) -> str:
+    """Distinct, increasing RFC 2822 dates, one minute apart from 2024-03-01T00:00Z."""
+    import datetime as dt
+    import email.utils
+
+    base = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=n)
+    return email.utils.format_datetime(base)
