@@ -113,6 +113,8 @@ def _body(
     sig = SignatureSplit(new_text, "") if automated else split_signature(new_text, sender_name)
     body_text = normalise_body(sig.body)
     signature = normalise_body("\n".join(part for part in (sig.signature, *marked_signatures) if part.strip()))
+    # The "-- " delimiter that opens a signature is markup, not content.
+    signature = re.sub(r"\A--[ \t]*\n", "", signature).strip()
 
     # A pure forward keeps the forwarded message (docs/transform.md): no new text, and either a
     # forward marker or a forward subject over a header block.

@@ -10,8 +10,8 @@ The rule, cheapest first:
    while UTF-8 mislabelled as Latin-1 is one of the commonest faults in the wild;
 3. the declared charset (through an alias table of the labels mail clients really send), strictly;
 4. UTF-8, strictly;
-5. for an unknown or absent label, charset-normalizer's best guess (rare: only non-UTF-8 bytes
-   with no usable label get here), else cp1252 where bytes cp1252 leaves undefined fall back to Latin-1,
+5. for an unknown or absent label, charset-normalizer's best guess when there are enough 8-bit
+   bytes to guess from (rare: only non-UTF-8 bytes with no usable label get here), else cp1252 where bytes cp1252 leaves undefined fall back to Latin-1,
    so every byte becomes a character and nothing is dropped.
 """
 
@@ -58,11 +58,13 @@ _ALIASES: dict[str, str | None] = {
     "utf8": "utf-8",
     "x-utf-8": "utf-8",
     "utf-8-sig": "utf-8",
+    # 8-bit bytes under an ASCII label come from Western Windows software (or are UTF-8, which
+    # the Western rule tries first).
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "ansi_x3.4-1968": "cp1252",
+    "646": "cp1252",
     # Labels that say nothing: decode by inspection.
-    "us-ascii": None,
-    "ascii": None,
-    "ansi_x3.4-1968": None,
-    "646": None,
     "x-unknown": None,
     "unknown": None,
     "unknown-8bit": None,
@@ -77,6 +79,7 @@ _ALIASES: dict[str, str | None] = {
 _SEVEN_BIT_STATEFUL = ("utf_7", "iso2022", "hz")
 # Single-byte Western codecs that are commonly put on UTF-8 bytes by mistake.
 _WESTERN = ("cp1252", "latin_1", "iso8859_15", "iso8859_1", "ascii")
+_MIN_GUESS_BYTES = 32
 
 
 def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
@@ -161,7 +164,8 @@ def decode_bytes(data: bytes, label: str | None = None) -> str:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    else:
+    elif sum(1 for byte in data[:4096] if byte > 0x7F) >= _MIN_GUESS_BYTES:
+        # Detectors guess wildly on a handful of bytes; below that, cp1252 is the better bet.
         guessed = _guess(data)
         if guessed is not None:
             try:

@@ -87,6 +87,17 @@ def _clean(root: lxml.html.HtmlElement) -> None:
         _drop(element)
     # Namespaced Office tags (o:p, v:shape...) parse as plain tags; they hold no text worth keeping
     # except o:p, which only carries spacing.
+    # Word's HTML (Outlook desktop) styles p.MsoNormal with margin:0: rendered as lines, not paragraphs.
+    for paragraph in root.iter("p"):
+        if "msonormal" in (paragraph.get("class") or "").lower():
+            if not paragraph.text_content().replace("\xa0", " ").strip() and not len(paragraph.xpath(".//img")):
+                # Word's empty paragraph (<o:p>&nbsp;</o:p>) is its blank line.
+                tail = paragraph.tail
+                paragraph.clear()
+                paragraph.tail = tail
+                paragraph.tag = "br"
+            else:
+                paragraph.tag = "div"
     for anchor in root.iter("a"):
         href = (anchor.get("href") or "").strip()
         if not href.lower().startswith(("http://", "https://")):

@@ -164,10 +164,26 @@ def _angle_quotes(lines: list[str]) -> tuple[list[str], list[str]] | None:
     return kept, removed
 
 
+def _interleaved(tail: list[str]) -> bool:
+    """After an attribution: are there new (unquoted) lines after the first quoted line?"""
+    first_quoted = next((i for i, line in enumerate(tail) if _QUOTED_LINE_RE.match(line)), None)
+    if first_quoted is None:
+        return False
+    rest = tail[first_quoted:]
+    if _quote_start([line for line in rest if not _QUOTED_LINE_RE.match(line)]) is not None:
+        return False  # a further attribution/header below: a normal quoted thread
+    return any(line.strip() and not _QUOTED_LINE_RE.match(line) for line in rest)
+
+
 def split_quote(text: str) -> QuoteSplit:
     """Split ``text`` (LF line ends) into new text and quoted history."""
     lines = text.split("\n")
     found = _quote_start(lines)
+    if found is not None and found[1] == "attribution" and _interleaved(lines[found[0] + 1 :]):
+        # Inline (or bottom-posted) reply: the new text sits between the quoted lines.
+        kept = lines[: found[0]] + [line for line in lines[found[0] + 1 :] if not _QUOTED_LINE_RE.match(line)]
+        removed = [lines[found[0]]] + [line for line in lines[found[0] + 1 :] if _QUOTED_LINE_RE.match(line)]
+        return QuoteSplit("\n".join(kept), "\n".join(removed), "inline")
     if found is not None:
         index, kind = found
         head, tail = lines[:index], lines[index:]

@@ -30,7 +30,7 @@ _MOBILE_RE = re.compile(
     r"|verzonden met .{0,30}|inviato da(?:l mio)? .{0,40}|skickat från min .{0,40}|sendt fra min .{0,40}"
     r"|wysłane z mojego .{0,40}|odesláno z .{0,40}|lähetetty .{0,40}:sta|отправлено с .{0,40}"
     r"|iphone'umdan gönderildi|从我的iphone发送|iphoneから送信"
-    r")\s*$",
+    r")(?:\s*<[^<>\s]{1,200}>)?\s*$",  # Outlook mobile appends its link: "Get Outlook for iOS<https://aka.ms/o0ukef>"
     re.IGNORECASE,
 )
 _DELIMITER_RE = re.compile(r"^(?:--|—|__|-- ?\s*)$")
