@@ -5,6 +5,7 @@ what "text" means under the two text policies.
 """
 
 from exchange_sync.store.comments import InvalidContinuation
+from exchange_sync.store.ledger import LedgerEntry
 from exchange_sync.store.models import (
     Deletion,
     FolderState,
@@ -22,6 +23,7 @@ __all__ = [
     "Deletion",
     "FolderState",
     "InvalidContinuation",
+    "LedgerEntry",
     "MailboxStatus",
     "Rejected",
     "RunRecord",

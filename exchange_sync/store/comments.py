@@ -59,17 +59,41 @@ def _allocate_seq(conn: Connection, count: int) -> list[int]:
     return list(range(start + 1, start + 1 + count))
 
 
+def _column_text(value: str | None) -> str | None:
+    """Text for an indexed column: PostgreSQL rejects NUL in text, and neither backend can
+    encode a lone surrogate, so both are replaced (these columns are for filtering only; the
+    comment itself is kept exactly in ``data``)."""
+    if value is None:
+        return None
+    cleaned = value.replace("\x00", "\ufffd")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:
+        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    return cleaned
+
+
+def _stored_json(data: dict[str, Any]) -> str:
+    text = textpolicy.canonical_json(data)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: JSON's \uXXXX escape keeps it exactly and is plain ASCII.
+        text = textpolicy.canonical_json(data, ensure_ascii=True)
+    return text
+
+
 def _row_values(source: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "source": source,
         "id": data["id"],
         "timestamp": _parse_ts(data["timestamp"]),
-        "mailbox": textpolicy.mailbox_of(data),
-        "folder": textpolicy.folder_of(data),
-        "sender_domain": textpolicy.sender_domain_of(data),
+        "mailbox": _column_text(textpolicy.mailbox_of(data)),
+        "folder": _column_text(textpolicy.folder_of(data)),
+        "sender_domain": _column_text(textpolicy.sender_domain_of(data)),
         "text_hash": textpolicy.text_fingerprint(data),
-        "search_text": textpolicy.search_text(data),
-        "data": textpolicy.canonical_json(data),
+        "search_text": _column_text(textpolicy.search_text(data)),
+        "data": _stored_json(data),
     }
 
 

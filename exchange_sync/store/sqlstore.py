@@ -20,7 +20,8 @@ from sqlalchemy.exc import DBAPIError
 
 from exchange_sync.comment import Comment
 from exchange_sync.store import comments as comment_rows
-from exchange_sync.store import state, usage as usage_ledger
+from exchange_sync.store import ledger, state, usage as usage_ledger
+from exchange_sync.store.ledger import LedgerEntry
 from exchange_sync.store.engine import create_store_engine, read_transaction, write_transaction
 from exchange_sync.store.models import (
     Deletion,
@@ -236,3 +237,14 @@ class SqlStore:
 
     def mailbox_statuses(self, integration: str) -> list[MailboxStatus]:
         return self._read(lambda conn: state.mailbox_statuses_of(conn, integration))
+
+    # --- destination ledger (remote destinations, see destinations/reinfer.py) ----------------
+
+    def ledger_get(self, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
+        return self._read(lambda conn: ledger.get_entries(conn, destination, list(ids)))
+
+    def ledger_put(self, destination: str, entries: Sequence[LedgerEntry]) -> None:
+        self._write(lambda conn: ledger.put_entries(conn, destination, list(entries)))
+
+    def ledger_forget(self, destination: str, ids: Sequence[str]) -> None:
+        self._write(lambda conn: ledger.delete_entries(conn, destination, list(ids)))

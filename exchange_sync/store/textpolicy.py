@@ -45,8 +45,8 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def canonical_json(data: dict[str, Any]) -> str:
-    return json.dumps(_normalise(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def canonical_json(data: dict[str, Any], *, ensure_ascii: bool = False) -> str:
+    return json.dumps(_normalise(data), sort_keys=True, separators=(",", ":"), ensure_ascii=ensure_ascii)
 
 
 def text_fields(data: dict[str, Any]) -> list[list[Any]]:
@@ -55,8 +55,9 @@ def text_fields(data: dict[str, Any]) -> list[list[Any]]:
 
 def text_fingerprint(data: dict[str, Any]) -> str:
     """sha256 (hex) of the comment's text fields; equal fingerprints = same text."""
-    encoded = json.dumps(_normalise(text_fields(data)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    # ensure_ascii: the hash must not fail on a lone surrogate, and is the same for any text.
+    encoded = json.dumps(_normalise(text_fields(data)), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
 
 
 def search_text(data: dict[str, Any]) -> str:

@@ -1,0 +1,288 @@
+"""The Re:infer / Communications Mining API as a destination (plain ``requests``; no SDK exists).
+
+Frozen text over an API that always replaces (see docs/destinations.md): the public sync
+endpoint replaces a comment's text, but the product must never change subject or body after the
+first sync. So before sending, each comment is given the text it was first synced with:
+
+* A local **ledger** (table ``exsync_destination_ledger`` in the state database) records, for every
+  comment this destination has loaded, the fingerprint of the text it sent and the timestamp.
+* Incoming comment in the ledger with the same text fingerprint: sent as is (with the ledger's
+  timestamp). This is the common case (moves, CC copies, replays) and costs no extra request.
+* Not in the ledger (first sight, or the ledger was lost), or its text differs from the ledger's
+  (the email was edited): ``GET .../comments/<id>``; 404 means new and it is sent as is, otherwise
+  the remote comment's frozen fields are kept and only metadata is taken from the new one.
+* After the API accepted a batch, the ledger is updated for that batch. A crash in between
+  leaves ids out of the ledger, which only costs a GET next time: never a text change.
+
+Counts (and so usage units) are the API's own answer. Retries: 429, 409 and 5xx (and connection
+errors) with exponential backoff, honouring ``Retry-After``; a replayed batch is harmless because
+sync is idempotent. A 413 splits the batch. 401/403 fail at once with ``ReinferAuthError``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from exchange_sync.comment import MAX_COMMENTS_PER_SYNC, Comment
+from exchange_sync.store import LedgerEntry, SqlStore, SyncCounts
+from exchange_sync.store import textpolicy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+_COMMENT_FIELDS = ("id", "timestamp", "thread_id", "messages", "user_properties", "attachments", "text_format")
+
+
+class ReinferError(RuntimeError):
+    """The API refused a request, or kept failing after the retries."""
+
+
+class ReinferAuthError(ReinferError):
+    """The API rejected the token (401/403): retrying cannot help."""
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _api_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return body["message"][:500]
+    except ValueError:
+        pass
+    return (response.text or response.reason or "")[:200]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ReinferDestination:
+    """``sync()`` into ``<base_url>/api/v1/sources/<project>/<source>/sync``.
+
+    ``token`` is the API token itself (the caller resolves it from an environment variable or a
+    Prefect Secret block); it is only ever put in the ``Authorization`` header.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        project: str,
+        source: str,
+        token: str,
+        *,
+        ledger: SqlStore,
+        verify: bool | str = True,
+        timeout: float = 120.0,
+        max_comments: int = MAX_COMMENTS_PER_SYNC,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_attempts: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        lookup_workers: int = 8,
+    ) -> None:
+        if not token:
+            raise ValueError("an API token is required")
+        if not 1 <= max_comments <= MAX_COMMENTS_PER_SYNC:
+            raise ValueError(f"max_comments must be within 1..{MAX_COMMENTS_PER_SYNC}")
+        self.base_url = base_url.rstrip("/")
+        self.project = project
+        self.source = source
+        self._token = token
+        self.ledger = ledger
+        self.verify = verify
+        self.timeout = timeout
+        self.max_comments = max_comments
+        self.max_bytes = max_bytes
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.lookup_workers = lookup_workers
+        self.ledger_key = f"reinfer:{self.base_url}/{project}/{source}"
+        self._local = threading.local()
+
+    def __repr__(self) -> str:  # never the token
+        return f"ReinferDestination({self.base_url!r}, {self.project!r}, {self.source!r})"
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {self._token}"
+            session.headers["User-Agent"] = "exchange-sync"
+            session.verify = self.verify
+            self._local.session = session
+        return session
+
+    def _source_url(self, suffix: str) -> str:
+        return f"{self.base_url}/api/v1/sources/{quote(self.project, safe='')}/{quote(self.source, safe='')}{suffix}"
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.backoff_max)
+        return min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request with retries; returns a response with a non-retryable status."""
+
+        def attempt() -> requests.Response:
+            try:
+                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Retryable(f"{type(exc).__name__} talking to {self.base_url}") from exc
+            if response.status_code in RETRY_STATUSES:
+                message = f"HTTP {response.status_code}: {_api_message(response)}"
+                log.info("%s %s -> %s; will retry", method, url, message)
+                raise _Retryable(message, _retry_after_seconds(response.headers.get("Retry-After")))
+            if response.status_code in (401, 403):
+                raise ReinferAuthError(
+                    f"{self.base_url} rejected the API token for {self.project}/{self.source} "
+                    f"(HTTP {response.status_code}: {_api_message(response)}); check the token and its permissions"
+                )
+            return response
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retryable as exc:
+            raise ReinferError(f"{method} {url} still failing after {self.max_attempts} attempts: {exc}") from exc
+
+    def get_remote(self, comment_id: str) -> dict[str, Any] | None:
+        response = self._request("GET", self._source_url(f"/comments/{quote(comment_id, safe='')}"))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ReinferError(f"GET comment {comment_id}: HTTP {response.status_code}: {_api_message(response)}")
+        comment = response.json()["comment"]
+        return {key: comment[key] for key in _COMMENT_FIELDS if key in comment}
+
+    def _post(self, batch: list[dict[str, Any]]) -> SyncCounts:
+        body = json.dumps({"comments": batch}, ensure_ascii=False).encode("utf-8")
+        response = self._request(
+            "POST", self._source_url("/sync"), data=body, headers={"Content-Type": "application/json"}
+        )
+        if response.status_code == 413:
+            raise _TooLarge
+        if response.status_code != 200:
+            raise ReinferError(f"sync of {len(batch)} comments: HTTP {response.status_code}: {_api_message(response)}")
+        return SyncCounts.model_validate(response.json())
+
+    # --- frozen text -------------------------------------------------------------------------
+
+    def _with_frozen_text(self, incoming: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        entries = self.ledger.ledger_get(self.ledger_key, list(incoming))
+        prepared: dict[str, dict[str, Any]] = {}
+        lookups: list[str] = []
+        for comment_id, data in incoming.items():
+            entry = entries.get(comment_id)
+            if entry is not None and textpolicy.text_fingerprint(data) == entry.text_hash:
+                prepared[comment_id] = {**data, "timestamp": _iso(entry.timestamp)}
+            else:
+                lookups.append(comment_id)
+        if lookups:
+            with ThreadPoolExecutor(max_workers=self.lookup_workers) as pool:
+                remotes = dict(zip(lookups, pool.map(self.get_remote, lookups)))
+            for comment_id in lookups:
+                remote = remotes[comment_id]
+                data = incoming[comment_id]
+                merged = data if remote is None else textpolicy.freeze_text(remote, data)
+                prepared[comment_id] = Comment.model_validate(merged).to_api()
+        # Keep the caller's order (last occurrence of each id).
+        return {comment_id: prepared[comment_id] for comment_id in incoming}
+
+    # --- batching ----------------------------------------------------------------------------
+
+    def _batches(self, comments: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        batches: list[list[dict[str, Any]]] = []
+        current: list[dict[str, Any]] = []
+        size = 16  # {"comments":[]}
+        for data in comments:
+            item = len(json.dumps(data, ensure_ascii=False).encode("utf-8")) + 1
+            if current and (len(current) >= self.max_comments or size + item > self.max_bytes):
+                batches.append(current)
+                current, size = [], 16
+            current.append(data)
+            size += item
+        if current:
+            batches.append(current)
+        return batches
+
+    def _send(self, batch: list[dict[str, Any]]) -> SyncCounts:
+        try:
+            counts = self._post(batch)
+        except _TooLarge:
+            if len(batch) == 1:
+                raise ReinferError(f"comment {batch[0]['id']} is larger than the API accepts (HTTP 413)") from None
+            half = len(batch) // 2
+            return self._send(batch[:half]) + self._send(batch[half:])
+        self.ledger.ledger_put(
+            self.ledger_key,
+            [
+                LedgerEntry(
+                    id=data["id"],
+                    text_hash=textpolicy.text_fingerprint(data),
+                    timestamp=datetime.fromisoformat(data["timestamp"].replace("Z", "+00:00")),
+                )
+                for data in batch
+            ],
+        )
+        return counts
+
+    def sync(self, comments: Sequence[Comment], *, freeze_text: bool = True) -> SyncCounts:
+        """Load ``comments``; duplicates of an id in one call: the last wins (as in the store)."""
+        incoming: dict[str, dict[str, Any]] = {}
+        for comment in comments:
+            incoming.pop(comment.id, None)
+            incoming[comment.id] = comment.to_api()
+        if not incoming:
+            return SyncCounts()
+        prepared = self._with_frozen_text(incoming) if freeze_text else incoming
+        total = SyncCounts()
+        for batch in self._batches(list(prepared.values())):
+            total = total + self._send(batch)
+        return total
