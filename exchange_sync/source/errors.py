@@ -13,6 +13,7 @@ import re
 import ssl
 
 from exchangelib import errors as ews
+from oauthlib.oauth2.rfc6749 import errors as oauth
 
 __all__ = [
     "SourceError",
@@ -109,6 +110,15 @@ TRANSIENT = (
     ews.SOAPError,
 )
 
+# OAuth2 token endpoint refusals (wrong client secret/id, app not allowed): a credentials problem.
+_OAUTH_DENIED = (
+    oauth.InvalidClientError,
+    oauth.InvalidGrantError,
+    oauth.UnauthorizedClientError,
+    oauth.AccessDeniedError,
+    oauth.InvalidClientIdError,
+)
+
 _USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
 
 
@@ -194,6 +204,12 @@ def map_exception(exc: BaseException, *, server: str, mailbox: str | None, opera
         return InvalidCredentials(
             f"Exchange server {server} rejected the credentials (HTTP 401) during {where}: "
             "check connection.username/password (or the OAuth2 app) and that the account is not locked",
+            mailbox=mailbox,
+        )
+    if isinstance(exc, _OAUTH_DENIED):
+        return InvalidCredentials(
+            f"the OAuth2 token endpoint refused the client credentials during {where} "
+            f"({getattr(exc, 'error', name)}): check connection.tenant_id/client_id/client_secret and authority",
             mailbox=mailbox,
         )
     if isinstance(exc, _NOT_FOUND):

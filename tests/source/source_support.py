@@ -42,7 +42,8 @@ def files_by_folder(root: Path) -> dict[str, list[bytes]]:
     return out
 
 
-def connection(srv, *, username="svc@example.com", access_type="delegate", auth="ntlm", tls: TlsConfig | None = None,
+def connection(srv, *, username: str | None = "svc@example.com", access_type="delegate", auth="ntlm",
+               tls: TlsConfig | None = None,
                **kw) -> EwsConnection:
     return EwsConnection(
         server_url=srv.url,

@@ -149,7 +149,26 @@ def test_exceeded_connection_count_backs_off_and_completes(srv, make_source):
     mb = make_source(max_connections=4, fetch_chunk_size=1).open_mailbox("ap@example.com")
     f = inbox(mb)
     refs = [r for p in mb.sync_pages(f, None) for r in p.changes]
-    srv.set_faults([{"operation": "GetItem", "kind": "connection_count", "count": 3, "max_concurrent": 1}])
+    # The slow rule makes the parallel chunks overlap on the server, so some arrive over the budget of 1.
+    srv.set_faults([{"operation": "GetItem", "kind": "connection_count", "count": 3, "max_concurrent": 1},
+                    {"operation": "GetItem", "kind": "slow", "count": 0, "delay_s": 0.3}])
     result = mb.fetch(refs, f)
     assert sorted(result.table.column("item_id").to_pylist()) == sorted(r.item_id for r in refs)
     assert srv.faults()[0]["fired"] >= 1  # only requests over the concurrency budget are answered with the fault
+
+
+# ---- OAuth2 client credentials --------------------------------------------------------------------
+def test_oauth2_client_credentials(srv):
+    from source_support import IMP_PASSWORD
+
+    base = srv.url.split("/EWS/")[0]
+    conn = connection(srv, auth="oauth2", username=None, access_type="impersonation", tenant_id="tenant-guid",
+                      client_id="imp@example.com", client_secret={"env": "EXCHANGE_SYNC_TEST_UNUSED"},
+                      authority=base)
+    with EwsSource(conn, SecretStr(IMP_PASSWORD), max_connections=1) as src:
+        mb = src.open_mailbox("other@example.com")
+        f = inbox(mb)
+        assert sum(len(p.changes) for p in mb.sync_pages(f, None)) > 0
+    with EwsSource(conn, SecretStr("wrong-secret"), max_connections=1) as src, pytest.raises(InvalidCredentials) as info:
+        src.open_mailbox("other@example.com").mail_folders(None, [])
+    assert "wrong-secret" not in chain_text(info.value)
