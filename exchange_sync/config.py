@@ -251,6 +251,17 @@ class IntegrationConfig(_Model):
     fetch_chunk_size: int = Field(default=64, ge=1, le=512, description="items per GetItem request")
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: Any) -> Any:
+        # `kind` may be omitted where there is a default (ews, store); the discriminated unions need it.
+        if isinstance(data, dict):
+            data = dict(data)
+            for key, default in (("connection", "ews"), ("destination", "store")):
+                if isinstance(data.get(key), dict) and "kind" not in data[key]:
+                    data[key] = {**data[key], "kind": default}
+        return data
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:

@@ -71,6 +71,14 @@ def prefect_api(tmp_path_factory):
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        try:  # send buffered run logs while the server is still up (else: noise at interpreter exit)
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
         try:

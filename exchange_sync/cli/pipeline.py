@@ -61,7 +61,8 @@ def _print_report(summary: dict, as_json: bool) -> None:
         table.add_row(*(str(row[c]) for c in ("mailbox", "status", "folders", "items", "new", "updated",
                                               "text_changed", "unchanged", "units", "deleted", "rejected")),
                       (row["reason"] + (": " + row["errors"] if row["errors"] else "")).strip())
-    console = Console(stderr=False)
+    # Not a terminal (a pipe, a log file): don't squeeze the table into 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     t = summary["totals"]
     console.print(f"total: {t['new']} new, {t['updated_properties_only']} updated, {t['updated_text_changed']} "
@@ -164,7 +165,7 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
                 ("yes" if f and f["has_watermark"] else "no") if f else "",
                 str(f["last_synced_at"] or "") if f else "",
                 str(f["items_synced"]) if f else "",
-                ((mb["reason"] or "") + (": " + mb["error"] if mb["error"] else "")) if i == 0 else "",
+                (mb["reason"] or "") if i == 0 else "",
             )
     console.print(table)
     for run in status["runs"]:

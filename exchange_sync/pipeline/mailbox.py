@@ -200,5 +200,8 @@ def sync_mailbox(
     except Exception as exc:  # noqa: BLE001 - one mailbox's bug must not stop the others
         log.exception("mailbox %s failed", mailbox.email)
         report.status, report.reason, report.error = "failed", "unexpected_error", f"{type(exc).__name__}: {exc}"
-    rt.state.set_mailbox_status(rt.config.name, mailbox.email, report.status, report.reason, report.error)
+    detail = f"{report.reason}: {report.error}" if report.error else report.reason
+    rt.state.set_mailbox_status(
+        rt.config.name, mailbox.email, report.status, reason=detail, error_count_delta=int(report.status != "ok")
+    )
     return report

@@ -32,7 +32,7 @@ def integration_status(config: IntegrationConfig, *, runs: int = 5) -> dict:
                 "enabled": mb.enabled,
                 "status": st.status if st else None,
                 "reason": st.reason if st else None,
-                "error": st.error if st else None,
+                "error_count": st.error_count if st else 0,
                 "updated_at": st.updated_at if st else None,
                 "folders": sorted(folders.get(mb.email, []), key=lambda f: f["path"].lower()),
             }
