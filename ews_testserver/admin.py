@@ -57,7 +57,7 @@ def handle(state: ServerState, method: str, path: str, query: dict[str, list[str
     store = state.store
     route = (method, path.rstrip("/") or "/admin")
     if route == ("GET", "/admin") or route == ("GET", "/admin/health"):
-        return 200, {"ok": True, "mailboxes": len(store.mailboxes)}
+        return 200, {"ok": True, "mailboxes": len(store.mailboxes), "in_flight": state.in_flight}
     if route == ("POST", "/admin/messages"):
         b = _require(body, "mailbox", "mime_base64")
         mbx = _mailbox(state, b["mailbox"])

@@ -89,6 +89,12 @@ class ServerState:
             self._inflight += 1
             return self._inflight
 
+    @property
+    def in_flight(self) -> int:
+        """EWS requests being served right now (after authentication)."""
+        with self._inflight_lock:
+            return self._inflight
+
     def leave(self) -> None:
         with self._inflight_lock:
             self._inflight -= 1
