@@ -215,3 +215,31 @@ def test_transform_frame():
     assert rejection.reason == "empty MIME content"
     again, _ = transform_frame(df)
     assert [c.to_api() for c in again] == [c.to_api() for c in comments]  # deterministic
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    size = (length.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big") + content
+
+
+def test_opaque_smime_signed_data_is_unwrapped():
+    import base64
+
+    inner = b"Content-Type: text/plain; charset=utf-8\r\n\r\nSigned hello from inside.\r\n"
+    oid_signed = _der(0x06, bytes.fromhex("2a864886f70d010702"))
+    oid_data = _der(0x06, bytes.fromhex("2a864886f70d010701"))
+    encap = _der(0x30, oid_data + _der(0xA0, _der(0x04, inner)))
+    signed = _der(0x30, _der(0x02, b"\x01") + _der(0x31, b"") + encap + _der(0x31, b""))
+    blob = _der(0x30, oid_signed + _der(0xA0, signed))
+    raw = mail(
+        BASIC + 'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"\n'
+        "Content-Transfer-Encoding: base64\n",
+        base64.encodebytes(blob).decode(),
+    )
+    comment = email_to_comment(raw)
+    assert comment.message.body.text == "Signed hello from inside."
+    assert comment.user_properties["string:Signed"] == "smime"
+    assert "string:Encrypted" not in comment.user_properties
