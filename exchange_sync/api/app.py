@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange_sync import __version__
+from exchange_sync.comment import MAX_TEXT_CHARS
 from exchange_sync.api import page, routes
 from exchange_sync.api.errors import error_response, install_error_handlers
 from exchange_sync.store import SqlStore
@@ -73,6 +74,26 @@ class BodyLimitMiddleware:
                 raise
 
 
+def _document_comment_rules(components: dict[str, Any]) -> None:
+    """Rules the Comment model checks in validators, which pydantic cannot put in the schema:
+    ids are lowercase hex, property keys are typed ("string:..." -> string, "number:..." ->
+    number). Documented so that clients (and the fuzzer) know what is valid."""
+    for name, component in components.items():
+        if not name.startswith("Comment") or "user_properties" not in component.get("properties", {}):
+            continue
+        properties = component["properties"]
+        properties["id"]["pattern"] = "^[0-9a-f]+$"
+        properties["user_properties"] = {
+            "type": "object",
+            "title": "User Properties",
+            "patternProperties": {
+                "^string:\\S.{0,254}$": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+                "^number:\\S.{0,254}$": {"type": "number"},
+            },
+            "additionalProperties": False,
+        }
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI documents validation errors as 422 HTTPValidationError; this API answers 400
     with the public error shape, so the document says that (schemathesis checks it)."""
@@ -86,6 +107,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    _document_comment_rules(components)
     schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
         "type": "http",
         "scheme": "bearer",

@@ -117,7 +117,9 @@ def list_comments(
     request: Request,
     from_timestamp: datetime | None = None,
     to_timestamp: datetime | None = None,
-    after: Annotated[str | None, Query(max_length=4096, description="Continuation of the previous page")] = None,
+    after: Annotated[
+        str | None, Query(max_length=4096, pattern=r"^[A-Za-z0-9_-]*$", description="Continuation of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> JSONResponse:
     """Comments ordered by (timestamp, id); ``from_timestamp`` inclusive, ``to_timestamp``
