@@ -23,21 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-STAGED_SCHEMA = pa.schema(
-    [
-        ("mailbox", pa.string()),
-        ("folder_id", pa.string()),
-        ("folder_path", pa.string()),
-        ("item_id", pa.string()),
-        ("change_key", pa.string()),
-        ("change_type", pa.string()),
-        ("internet_message_id", pa.string()),
-        ("datetime_received", pa.timestamp("us", tz="UTC")),
-        ("conversation_id", pa.string()),
-        ("size", pa.int64()),
-        ("mime_content", pa.binary()),
-    ]
-)
+# The staged batch's columns are defined once, next to the code that produces them.
+from exchange_sync.source.models import STAGED_SCHEMA
+
 
 _counter = itertools.count()
 _counter_lock = threading.Lock()
@@ -102,6 +90,3 @@ class Staging:
         fs, _ = self._fs()
         fs.rm(path)
 
-
-def empty_table() -> pa.Table:
-    return STAGED_SCHEMA.empty_table()

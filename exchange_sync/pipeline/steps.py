@@ -56,6 +56,19 @@ def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, sessio
     result = session.fetch(refs, folder)
     table: pa.Table = result.table
     missing = len(result.missing_ids)
+    if result.failed:
+        # Items Exchange could not serve (e.g. ErrorMimeContentConversionFailed): recorded with the
+        # server's reason so they are counted and visible, never silently dropped.
+        by_id = {r.item_id: r for r in refs}
+        rt.state.record_rejections(
+            rt.config.name,
+            [
+                Rejected(mailbox=mailbox, folder_path=folder.path, item_id=item_id,
+                         message_id=getattr(by_id.get(item_id), "internet_message_id", None),
+                         reason=f"exchange could not return the item: {reason}")
+                for item_id, reason in result.failed.items()
+            ],
+        )
     if table.num_rows == 0:
         return None, 0, missing
     path = rt.staging.write(table, rt.config.name, mailbox, folder_id)
