@@ -194,3 +194,11 @@ def test_openapi_served(api: ApiUnderTest) -> None:
         "/api/v1/sources/{project}/{source}/comments",
         "/api/_private/sources/{project}/{source}/comments",
     }
+
+
+def test_nul_and_non_ascii_text_round_trip(api: ApiUnderTest) -> None:
+    comment = make_comment(1, body="a\u0000b \u00e9\u4e2d \U0001f600", subject="NUL\u0000")
+    assert _post(api, [comment.to_api()]).json()["new"] == 1
+    got = requests.get(f"{api.url}{SRC}/comments/{comment.id}", headers=api.headers(), timeout=30).json()
+    assert got["comment"] == comment.to_api()
+    assert _post(api, [comment.to_api()]).json()["unchanged"] == 1
