@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exchange_sync.comment import Comment
+from exchange_sync.pipeline.crashpoints import crashpoint
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts
 
@@ -72,6 +73,7 @@ def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, sessio
     if table.num_rows == 0:
         return None, 0, missing
     path = rt.staging.write(table, rt.config.name, mailbox, folder_id)
+    crashpoint("after_stage")
     return path, table.num_rows, missing
 
 
@@ -79,6 +81,7 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
     """One SyncFolderItems page (at most ``batch_size`` changes), fetched and staged as one Parquet file."""
     session = rt.source.open_mailbox(mailbox)
     page = next(iter(session.sync_pages(folder, sync_state, page_size=rt.config.batch_size)))
+    crashpoint("after_sync_page")
     wanted = [r for r in page.changes if start is None or r.datetime_received is None or r.datetime_received >= start]
     path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
     return ExtractedPage(
@@ -131,6 +134,7 @@ def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
     fs, _ = rt.staging._fs()
     with fs.open(out, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")
+    crashpoint("after_transform")
     return TransformedBatch(comments_path=out, comments=len(comments), rejections=rejected)
 
 
@@ -174,5 +178,7 @@ def load_batch(
         rt.state.record_deletions(
             rt.config.name, mailbox, [Deletion(folder_id=folder.folder_id, item_id=i, deleted_at=now) for i in deletes]
         )
+    crashpoint("before_load")
     counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date())
+    crashpoint("after_load")
     return LoadResult(counts=counts, rejected=len(batch.rejections) if batch else 0)
