@@ -36,7 +36,7 @@ class Loader:
         else:
             self.store = None
             self.source_name = f"{dest.project}/{dest.source}"
-            self.remote = _build_remote(dest)
+            self.remote = _build_remote(dest, ledger=state)
 
     @property
     def checkpoints(self) -> SqlStore:
@@ -69,7 +69,7 @@ def checkpoint_store(config: IntegrationConfig) -> SqlStore:
     return SqlStore(dest.url if isinstance(dest, StoreDestination) else config.state.url)
 
 
-def _build_remote(dest: ReinferDestination):
+def _build_remote(dest: ReinferDestination, *, ledger: SqlStore):
     from exchange_sync.destinations.reinfer import ReinferDestination as Remote
 
     token = dest.token.resolve()
@@ -79,6 +79,7 @@ def _build_remote(dest: ReinferDestination):
         source=dest.source,
         token=token.get_secret_value(),
         verify=str(dest.ca_bundle) if dest.ca_bundle else dest.verify_tls,
+        ledger=ledger,  # what was sent, to keep text frozen without re-reading (docs/destinations.md)
     )
 
 
