@@ -43,7 +43,11 @@ def truncate_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+05:00: in UTC it would fall before year 1.
+        raise ValueError("timestamp is out of range in UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
