@@ -108,6 +108,16 @@ class Comment(_Model):
             raise ValueError("comment id must be lowercase hex")
         return value
 
+    @field_validator("user_properties", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        # pydantic would coerce True to 1; a boolean is not a valid property value in the public API.
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, bool):
+                    raise ValueError(f"user property {key!r} must be a string or a number, not a boolean")
+        return value
+
     @field_validator("user_properties")
     @classmethod
     def _property_keys_are_typed(cls, value: dict[str, UserPropertyValue]) -> dict[str, UserPropertyValue]:
