@@ -206,10 +206,20 @@ def normalise_folder_path(path: str) -> str:
     return "/".join(parts)
 
 
+_SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
 class StoreDestination(_Model):
     kind: Literal["store"] = "store"
     url: str = DEFAULT_STORE_URL
-    source: str = "default"
+    # Comments live under "<project>/<source>", the key the comments API serves them at
+    # (/api/v1/sources/<project>/<source>/...), as in the public API.
+    project: str = Field(default="exchange-sync", pattern=_SOURCE_NAME)
+    source: str = Field(default="mail", pattern=_SOURCE_NAME)
+
+    @property
+    def source_key(self) -> str:
+        return f"{self.project}/{self.source}"
 
 
 class ReinferDestination(_Model):

@@ -87,7 +87,8 @@ def run_demo(directory: Path, messages: int) -> int:
             return code
 
         store = SqlStore(data["destination"]["url"])
-        comment = _pick_inbox_comment(store, "default")
+        source = config.destination.source_key
+        comment = _pick_inbox_comment(store, source)
         if comment is None:
             _say("No comment in an Inbox to move; the demo stops here.")
             return 0
@@ -103,19 +104,20 @@ def run_demo(directory: Path, messages: int) -> int:
         summary, code = run_flow(config)
         if summary:
             _print_report(summary, as_json=False)
-        after = store.get_comment(comment.id)
+        after = store.get_comment(comment.id, source=source)
         assert after is not None
         _say(
             f"\nComment {comment.id[:32]}...: string:Folder "
             f"'{comment.user_properties.get('string:Folder')}' -> '{after.user_properties.get('string:Folder')}', "
             f"subject unchanged: {after.messages[0].subject == comment.messages[0].subject}"
         )
-        total = store.count_comments("default")
+        total = store.count_comments(source)
         _say(
             f"\n{total} comments in {data['destination']['url']}. Try:\n"
             f"  exchange-sync comments list {config_path} --json | head -3\n"
             f"  exchange-sync status {config_path}\n"
             f"  exchange-sync usage {config_path}\n"
+            f"  exchange-sync api --no-auth --store {data['destination']['url']}   # then open http://127.0.0.1:8000/\n"
             "(the demo's EWS server stops now; `run` needs a live server)"
         )
         return code

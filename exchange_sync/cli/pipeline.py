@@ -208,7 +208,7 @@ def _comment_store(cfg):
     if not isinstance(cfg.destination, StoreDestination):
         typer.echo("error: this integration loads into a remote destination; read comments there", err=True)
         raise typer.Exit(EXIT_CONFIG)
-    return SqlStore(cfg.destination.url), cfg.destination.source
+    return SqlStore(cfg.destination.url), cfg.destination.source_key
 
 
 @comments_app.command("list")

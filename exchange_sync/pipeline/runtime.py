@@ -32,7 +32,7 @@ class Loader:
         self.remote = None
         if isinstance(dest, StoreDestination):
             self.store = state if dest.url == config.state.url else SqlStore(dest.url)
-            self.source_name = dest.source
+            self.source_name = dest.source_key
         else:
             self.store = None
             self.source_name = f"{dest.project}/{dest.source}"

@@ -87,7 +87,7 @@ def all_comments(data: dict) -> dict:
     store = store_of(data)
     out, after = {}, None
     while True:
-        page, after = store.list_comments("default", after=after, limit=500)
+        page, after = store.list_comments("exchange-sync/mail", after=after, limit=500)
         out.update({c.id: c for c in page})
         if not after or not page:
             return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from source_support import CORPUS, IMP_PASSWORD, PASSWORD, connection, make_eml
+from .source_support import CORPUS, IMP_PASSWORD, PASSWORD, connection, make_eml
 
 from exchange_sync.source import EwsSource
 

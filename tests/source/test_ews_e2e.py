@@ -17,7 +17,7 @@ from exchange_sync.source import (
 from exchange_sync.source.ews import FETCH_FIELDS
 from exchange_sync.source.services import RawGetItem
 
-from source_support import IMP_PASSWORD, files_by_folder
+from .source_support import IMP_PASSWORD, files_by_folder
 
 READ_OPS = {"GetFolder", "FindFolder", "SyncFolderHierarchy", "SyncFolderItems", "FindItem", "GetItem", "ConvertId",
             "ResolveNames"}

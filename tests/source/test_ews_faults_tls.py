@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
-from source_support import PASSWORD, connection
+from .source_support import PASSWORD, connection
 
 from exchange_sync.config import TlsConfig
 from exchange_sync.source import EwsSource, InvalidCredentials, ServerUnavailable, TlsError
@@ -159,7 +159,7 @@ def test_exceeded_connection_count_backs_off_and_completes(srv, make_source):
 
 # ---- OAuth2 client credentials --------------------------------------------------------------------
 def test_oauth2_client_credentials(srv):
-    from source_support import IMP_PASSWORD
+    from .source_support import IMP_PASSWORD
 
     base = srv.url.split("/EWS/")[0]
     conn = connection(srv, auth="oauth2", username=None, access_type="impersonation", tenant_id="tenant-guid",
