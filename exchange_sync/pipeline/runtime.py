@@ -112,9 +112,13 @@ class Runtime:
 
 
 def open_source(config: IntegrationConfig):
+    conn = config.connection
+    if conn.kind == "graph":
+        from exchange_sync.graph import GraphSource
+
+        return GraphSource.from_config(config)
     from exchange_sync.source import EwsSource
 
-    conn = config.connection
     secret_ref = conn.password if conn.auth in ("ntlm", "basic") else conn.client_secret
     secret = secret_ref.resolve() if secret_ref is not None else None
     return EwsSource(conn, secret, max_connections=config.concurrency.connections_per_server,
