@@ -163,7 +163,59 @@ class EwsConnection(_Model):
         return "ews-" + re.sub(r"[^a-z0-9]+", "-", host).strip("-")
 
 
-Connection = Annotated[EwsConnection, Field(discriminator="kind")]
+class GraphCertificate(_Model):
+    """An app certificate for OAuth2 client credentials: the private key (PEM) and the certificate's
+    SHA-1 thumbprint as shown in the app registration. The key comes from a file or a secret reference."""
+
+    thumbprint: str = Field(pattern=r"^[0-9A-Fa-f:]{40,59}$")
+    path: Path | None = Field(default=None, description="PEM file holding the private key")
+    private_key: SecretRef | None = Field(default=None, description="a secret holding the PEM private key")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> "GraphCertificate":
+        if (self.path is None) == (self.private_key is None):
+            raise ValueError("give exactly one of 'path' or 'private_key'")
+        return self
+
+
+class GraphConnection(_Model):
+    """Exchange Online through Microsoft Graph (OAuth2 client credentials, per-folder delta queries)."""
+
+    kind: Literal["graph"] = "graph"
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretRef | None = None
+    certificate: GraphCertificate | None = None
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    authority: str = "https://login.microsoftonline.com"
+    tls: TlsConfig = TlsConfig()
+    timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    # As for EWS: a Retry-After longer than max_backoff_s, or more than max_backoff_s of waiting in total
+    # for one call, fails with server_unavailable; retry_attempts bounds retries after dropped connections.
+    max_backoff_s: float = Field(default=300.0, gt=0, le=3600)
+    retry_attempts: int = Field(default=5, ge=1, le=20)
+
+    @field_validator("graph_url", "authority")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not re.match(r"^https://[^/\s]+", value):
+            raise ValueError("must be an https URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credential(self) -> "GraphConnection":
+        if (self.client_secret is None) == (self.certificate is None):
+            raise ValueError("give exactly one of client_secret or certificate")
+        return self
+
+    @property
+    def server_key(self) -> str:
+        """A stable, readable name for the Graph endpoint + tenant (per-server concurrency limits)."""
+        host = re.sub(r"^https?://", "", self.graph_url).split("/")[0].lower()
+        return "graph-" + re.sub(r"[^a-z0-9]+", "-", f"{host}-{self.tenant_id}".lower()).strip("-")
+
+
+Connection = Annotated[EwsConnection | GraphConnection, Field(discriminator="kind")]
 
 
 class MailboxConfig(_Model):
@@ -298,7 +350,7 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, each naming the field path (``mailboxes.0.email: ...``)."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("ews", "store", "reinfer")))
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("ews", "graph", "store", "reinfer")))
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{loc or '<config>'}: {msg}")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ app = typer.Typer(
 # branch) must not break the others, but an import error inside an existing module must surface.
 _COMMAND_MODULES = (
     "exchange_sync.cli.ews_server",
+    "exchange_sync.cli.graph_server",
     "exchange_sync.cli.transform",
     "exchange_sync.cli.pipeline",
     "exchange_sync.cli.api",
