@@ -188,6 +188,10 @@ class GraphApi:
         raw = req.query.get("$deltatoken") or req.query.get("$skiptoken")
         if raw:
             token = DeltaToken.decode(raw)
+            if _PREFER_PAGE.search(req.headers.get("prefer", "")):
+                # The page size follows the request's Prefer header; the token keeps $select.
+                token = DeltaToken(token.mailbox, token.folder, token.seq, page_size(req.headers, 10),
+                                   token.select, token.generation, token.initial)
         else:
             select = ",".join(parse_select(req.query.get("$select"), MESSAGE_PROPS, DEFAULT_MESSAGE_PROPS))
             token = DeltaToken(mbx.index, folder.num, 0, page_size(req.headers, 10), select, self.store.generation, True)

@@ -1,0 +1,226 @@
+"""One mailbox over Graph, with the same interface as the EWS ``MailboxSession``.
+
+Sync state encoding (``SyncPage.sync_state``): ``graph1:<round>:<link>`` where ``<link>`` is Graph's
+``@odata.nextLink`` (more pages of this round) or ``@odata.deltaLink`` (round complete), stored relative
+to ``connection.graph_url`` when it starts with it (so a changed host alias does not orphan states), and
+``<round>`` is ``i`` for the first enumeration of a folder, ``d`` for rounds resumed from a deltaLink
+(Graph does not say create vs update; we stage ``create`` for the first round, ``update`` afterwards).
+A state that is not ours, or whose link is not this folder's delta, raises ``InvalidSyncState`` (the
+pipeline resyncs the folder from scratch, idempotently).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import pyarrow as pa
+
+from exchange_sync.source.errors import InvalidSyncState, ServerUnavailable
+from exchange_sync.source.folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
+from exchange_sync.source.models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage
+
+from .http import MAX_BATCH, GraphHttp, error_of, map_status
+
+STATE_PREFIX = "graph1:"
+# What the pipeline needs from the delta/list pages: the MIME comes separately ($value).
+MESSAGE_SELECT = "receivedDateTime,internetMessageId,conversationId,changeKey,parentFolderId"
+IMMUTABLE = 'IdType="ImmutableId"'
+MAX_PAGE = 1000
+
+
+def prefer(page_size: int | None = None) -> dict[str, str]:
+    value = IMMUTABLE if page_size is None else f"{IMMUTABLE}, odata.maxpagesize={page_size}"
+    return {"Prefer": value}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+class GraphMailboxSession:
+    def __init__(self, http: GraphHttp, email: str, fetch_chunk_size: int = MAX_BATCH) -> None:
+        self.http = http
+        self.email = email
+        self.fetch_chunk_size = max(1, min(MAX_BATCH, fetch_chunk_size))
+        self._user = f"/users/{quote(email, safe='@')}"
+
+    # -- folders -----------------------------------------------------------------------------
+    def all_folders(self) -> list[FolderInfo]:
+        """Every folder of Graph's mailFolders hierarchy under the message folder root: one $batch for the
+        well-known folder ids (msgfolderroot + 12), then mailFolders/delta pages (usually one)."""
+        names = ["msgfolderroot", *WELL_KNOWN]
+        subs = [{"id": str(i), "method": "GET", "url": f"{self._user}/mailFolders/{name}?$select=id",
+                 "headers": prefer()} for i, name in enumerate(names)]
+        answers = self.http.batch(subs, mailbox=self.email, operation="mailFolders.get")
+        root = answers.get("0")
+        if root is None or root.get("status") != 200:
+            status = int(root.get("status", 0)) if root else 0
+            raise map_status(status, *error_of(status, root.get("body") if root else None), mailbox=self.email,
+                             operation="mailFolders.get")
+        root_id = root["body"]["id"]
+        distinguished = {names[int(sid)]: sub["body"]["id"] for sid, sub in answers.items()
+                         if sub.get("status") == 200 and sid != "0"}
+        raw: list[RawFolder] = []
+        url: str | None = f"{self._user}/mailFolders/delta"
+        params: dict[str, str] | None = {"$select": "displayName,parentFolderId,totalItemCount"}
+        while url:
+            data = self.http.get_json(url, params=params, headers=prefer(), mailbox=self.email,
+                                      operation="mailFolders.delta")
+            for f in data.get("value", []):
+                if "@removed" in f:
+                    continue
+                raw.append(RawFolder(folder_id=f["id"], change_key=None, parent_id=f.get("parentFolderId"),
+                                     display_name=f.get("displayName") or "", folder_class="IPF.Note",
+                                     is_search_folder=False, total_count=f.get("totalItemCount")))
+            url, params = data.get("@odata.nextLink"), None
+        return build_folder_infos(root_id, raw, distinguished)
+
+    def mail_folders(self, allowlist: Sequence[str] | None = None, denylist: Sequence[str] = ()) -> list[FolderInfo]:
+        """Graph's mailFolders are mail folders; default skips (Drafts, Outbox, ...) and allow/deny lists as EWS."""
+        return select_mail_folders(self.all_folders(), allowlist, list(denylist))
+
+    # -- delta -------------------------------------------------------------------------------
+    def _folder_path(self, folder: FolderInfo) -> str:
+        return f"{self._user}/mailFolders/{quote(folder.folder_id, safe='')}"
+
+    def encode_state(self, round_: str, link: str) -> str:
+        base = self.http.graph_url
+        rel = link[len(base):] if link.startswith(base + "/") else link
+        return f"{STATE_PREFIX}{round_}:{rel}"
+
+    def decode_state(self, folder: FolderInfo, state: str) -> tuple[str, str]:
+        if not state.startswith(STATE_PREFIX) or state[len(STATE_PREFIX):len(STATE_PREFIX) + 2] not in ("i:", "d:"):
+            raise InvalidSyncState(f"the stored sync state of {folder.path} is not a Graph delta link "
+                                   "(was the connection kind changed?): resyncing", mailbox=self.email)
+        round_, link = state[len(STATE_PREFIX)], state[len(STATE_PREFIX) + 2:]
+        path = unquote(urlsplit(self.http.url(link)).path)
+        if not path.endswith(f"/mailFolders/{folder.folder_id}/messages/delta"):
+            raise InvalidSyncState(f"the stored sync state is not the delta link of folder {folder.path}",
+                                   mailbox=self.email)
+        return round_, link
+
+    def sync_pages(self, folder: FolderInfo, sync_state: str | None, page_size: int = 512) -> Iterator[SyncPage]:
+        """One GET of the folder's messages/delta per page; ``page.sync_state`` is the link to continue from."""
+        size = max(1, min(MAX_PAGE, page_size))
+        if sync_state:
+            round_, url = self.decode_state(folder, sync_state)
+            params: dict[str, str] | None = None
+        else:
+            round_, url = "i", f"{self._folder_path(folder)}/messages/delta"
+            params = {"$select": MESSAGE_SELECT}
+        change_type = "create" if round_ == "i" else "update"
+        while True:
+            data = self.http.get_json(url, params=params, headers=prefer(size), mailbox=self.email,
+                                      operation="messages.delta")
+            changes: list[ItemRef] = []
+            deletes: list[str] = []
+            for m in data.get("value", []):
+                if "@removed" in m:
+                    deletes.append(m["id"])
+                else:
+                    changes.append(self._ref(m, change_type))
+            next_link, delta_link = data.get("@odata.nextLink"), data.get("@odata.deltaLink")
+            if next_link:
+                page = SyncPage(changes, deletes, 0, self.encode_state(round_, next_link), False)
+            elif delta_link:
+                page = SyncPage(changes, deletes, 0, self.encode_state("d", delta_link), True)
+            else:
+                raise ServerUnavailable(f"Graph delta page of {folder.path} had neither nextLink nor deltaLink",
+                                        mailbox=self.email)
+            yield page
+            if page.last_page:
+                return
+            url, params = next_link, None
+
+    @staticmethod
+    def _ref(m: dict[str, Any], change_type: str) -> ItemRef:
+        return ItemRef(item_id=m["id"], change_key=m.get("changeKey") or "", change_type=change_type,  # type: ignore[arg-type]
+                       datetime_received=parse_time(m.get("receivedDateTime")),
+                       internet_message_id=m.get("internetMessageId"), size=None,
+                       conversation_id=m.get("conversationId"))
+
+    # -- MIME --------------------------------------------------------------------------------
+    def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, chunk_size: int | None = None) -> FetchResult:
+        """Raw MIME of each ref through ``$batch`` of ``/messages/{id}/$value`` (<= 20 per batch)."""
+        size = max(1, min(MAX_BATCH, chunk_size or self.fetch_chunk_size))
+        mime: dict[str, bytes] = {}
+        missing: list[str] = []
+        failed: dict[str, str] = {}
+        for start in range(0, len(refs), size):
+            chunk = refs[start:start + size]
+            subs = [{"id": str(i), "method": "GET", "headers": prefer(),
+                     "url": f"{self._user}/messages/{quote(r.item_id, safe='')}/$value"} for i, r in enumerate(chunk)]
+            answers = self.http.batch(subs, mailbox=self.email, operation="message.value")
+            for i, ref in enumerate(chunk):
+                sub = answers.get(str(i), {})
+                status = int(sub.get("status", 0))
+                if status == 200:
+                    mime[ref.item_id] = _body_bytes(sub.get("body"))
+                elif status == 404:
+                    missing.append(ref.item_id)  # moved away (REST ids) or deleted since the delta page
+                elif status in (401, 403):
+                    raise map_status(status, *error_of(status, sub.get("body")), mailbox=self.email,
+                                     operation="message.value")
+                else:
+                    code, message = error_of(status, sub.get("body"))
+                    failed[ref.item_id] = f"{code or 'HTTP ' + str(status)}: {message}"
+        rows = [r for r in refs if r.item_id in mime]
+        table = pa.table(
+            {
+                "mailbox": [self.email] * len(rows),
+                "folder_id": [folder.folder_id] * len(rows),
+                "folder_path": [folder.path] * len(rows),
+                "item_id": [r.item_id for r in rows],
+                "change_key": [r.change_key for r in rows],
+                "change_type": [r.change_type for r in rows],
+                "internet_message_id": [r.internet_message_id for r in rows],
+                "datetime_received": [r.datetime_received or datetime.now(timezone.utc) for r in rows],
+                "conversation_id": [r.conversation_id for r in rows],
+                "size": [len(mime[r.item_id]) for r in rows],
+                "mime_content": [mime[r.item_id] for r in rows],
+            },
+            schema=STAGED_SCHEMA,
+        )
+        return FetchResult(table=table, missing_ids=missing, failed=failed)
+
+    # -- backfill ----------------------------------------------------------------------------
+    def find_range(self, folder: FolderInfo, start: datetime | None, end: datetime | None,
+                   page_size: int = 512) -> Iterator[list[ItemRef]]:
+        """Messages received in [start, end), oldest first, a page per request; never touches delta state."""
+        terms = []
+        if start is not None:
+            terms.append(f"receivedDateTime ge {_iso(start)}")
+        if end is not None:
+            terms.append(f"receivedDateTime lt {_iso(end)}")
+        params: dict[str, str] | None = {"$select": MESSAGE_SELECT, "$orderby": "receivedDateTime asc",
+                                         "$top": str(max(1, min(MAX_PAGE, page_size)))}
+        if terms:
+            assert params is not None
+            params["$filter"] = " and ".join(terms)
+        url: str | None = f"{self._folder_path(folder)}/messages"
+        while url:
+            data = self.http.get_json(url, params=params, headers=prefer(), mailbox=self.email,
+                                      operation="messages.list")
+            refs = [self._ref(m, "backfill") for m in data.get("value", [])]
+            if refs:
+                yield refs
+            url, params = data.get("@odata.nextLink"), None
+
+
+def _iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _body_bytes(body: Any) -> bytes:
+    """A $batch sub-response body: non-JSON content (MIME) arrives base64-encoded."""
+    if isinstance(body, str):
+        return base64.b64decode(body)
+    raise ServerUnavailable("Graph $batch returned a $value body that is not base64 text")

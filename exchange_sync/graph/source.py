@@ -1,0 +1,88 @@
+"""``GraphSource``: Exchange Online through Microsoft Graph, with the EWS source's interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+import requests.adapters
+from pydantic import SecretStr
+
+from exchange_sync.config import GraphConnection, IntegrationConfig
+from exchange_sync.source.ews import SourceConfigError
+from exchange_sync.source.tls import build_ssl_context, make_adapter_class, requests_verify
+
+from .auth import TokenProvider
+from .http import MAX_BATCH, GraphHttp
+from .session import GraphMailboxSession
+
+
+class _Session(requests.Session):
+    """A requests session whose ``verify`` is ours even where callers (msal) pass none: requests would
+    otherwise let ``REQUESTS_CA_BUNDLE`` from the environment override a session-level CA bundle."""
+
+    def __init__(self, verify: bool | str) -> None:
+        super().__init__()
+        self._verify = verify
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("verify", self._verify)
+        return super().request(method, url, *args, **kwargs)
+
+
+def credential_for(conn: GraphConnection, secret: SecretStr | None) -> SecretStr | dict[str, str]:
+    """The msal client credential: the client secret, or {private_key, thumbprint} for a certificate."""
+    if conn.certificate is None:
+        if secret is not None:
+            return secret
+        assert conn.client_secret is not None  # the config validator guarantees one of the two
+        return conn.client_secret.resolve()
+    cert = conn.certificate
+    if cert.path is not None:
+        try:
+            pem = Path(cert.path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SourceConfigError(f"connection.certificate.path {cert.path}: cannot read ({exc.strerror})") from None
+    else:
+        assert cert.private_key is not None
+        pem = cert.private_key.resolve().get_secret_value()
+    return {"private_key": pem, "thumbprint": cert.thumbprint.replace(":", "").upper()}
+
+
+class GraphSource:
+    """One Graph endpoint + app credentials; thread-safe; ``open_mailbox`` sends nothing."""
+
+    def __init__(self, connection: GraphConnection, secret: SecretStr | None = None, *, max_connections: int = 4,
+                 fetch_chunk_size: int = MAX_BATCH) -> None:
+        self.connection = connection
+        verify = requests_verify(connection.tls)
+        self.session = _Session(verify)
+        adapter_cls = make_adapter_class(build_ssl_context(connection.tls))
+        # Pool: several mailboxes in parallel, each with up to 4 requests in flight.
+        adapter = adapter_cls(pool_connections=4, pool_maxsize=max(16, 4 * max_connections))
+        self.session.mount("https://", adapter)
+        self.tokens = TokenProvider(connection, credential_for(connection, secret), self.session)
+        self.http = GraphHttp(self.session, self.tokens, graph_url=connection.graph_url,
+                              timeout_s=connection.timeout_s, max_backoff_s=connection.max_backoff_s,
+                              retry_attempts=connection.retry_attempts)
+        self.fetch_chunk_size = max(1, min(MAX_BATCH, fetch_chunk_size))
+
+    @classmethod
+    def from_config(cls, config: IntegrationConfig) -> GraphSource:
+        conn = config.connection
+        assert isinstance(conn, GraphConnection)
+        return cls(conn, None, max_connections=config.concurrency.connections_per_server,
+                   fetch_chunk_size=config.fetch_chunk_size)
+
+    def open_mailbox(self, email: str) -> GraphMailboxSession:
+        return GraphMailboxSession(self.http, email, self.fetch_chunk_size)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> GraphSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
