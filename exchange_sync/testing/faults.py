@@ -62,15 +62,17 @@ class FaultInjector:
         method, path = scope["method"], scope["path"]
         rule = self._pick(method, path)
         if rule is None:
-            status_seen: list[int] = []
+            # Record before the response leaves: the client may look at `requests` as soon as it
+            # has its answer, before this coroutine would get to run again.
+            index = len(self.requests)
+            self.requests.append((method, path, 0))
 
             async def record(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    status_seen.append(message["status"])
+                    self.requests[index] = (method, path, message["status"])
                 await send(message)
 
             await self.app(scope, receive, record)
-            self.requests.append((method, path, status_seen[0] if status_seen else 0))
             return
         if rule.after:
             async def swallow(_message: Message) -> None:
