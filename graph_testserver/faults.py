@@ -12,7 +12,7 @@ Kinds:
   (``retry_after_s`` < 0: no Retry-After header, the client must back off on its own).
 - ``http_503``: HTTP 503 ``ServiceUnavailable`` with ``Retry-After: retry_after_s``.
 - ``gone``: HTTP 410 ``SyncStateNotFound`` (as Graph answers an expired delta token).
-- ``unauthorized``: HTTP 401 ``InvalidAuthenticationToken`` (token rejected although valid).
+- ``unauthorized``: every issued access token expires now and this request answers 401 ``InvalidAuthenticationToken``.
 - ``drop``: the connection is closed without a response (not for batch sub-requests: their batch is dropped).
 - ``slow``: the response is delayed by ``delay_s`` seconds.
 """

@@ -113,7 +113,7 @@ def _fault_reply(rule: FaultRule) -> Reply | None:
     if rule.kind == "gone":
         return error(410, "SyncStateNotFound", "The sync state generation is not found.")
     if rule.kind == "unauthorized":
-        return error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+        return error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
     return None
 
 
@@ -280,6 +280,8 @@ class GraphHandler(BaseHTTPRequestHandler):
             if rule.kind == "slow":
                 time.sleep(rule.delay_s)
                 rule = None
+            elif rule.kind == "unauthorized":
+                state.auth.expire_all()  # the token expires now: every later use of it is refused too
         reply = _fault_reply(rule) if rule is not None else None
         if reply is None:
             reply = self._dispatch(app, req, weight=1)
