@@ -52,6 +52,14 @@ _FORWARD_SUBJECT_RE = re.compile(
 )
 _SIGNATURE_ONLY_RE = re.compile(r"^\s*$")
 
+# Size caps on what the cleaning rules see (docs/transform.md, "Size caps"). The comment keeps at
+# most MAX_TEXT_CHARS (65,536) of body text, so larger inputs only cost time: HTML beyond
+# MAX_HTML_CHARS is not parsed, text beyond MAX_CLEAN_CHARS is not cleaned; both set
+# ``string:Truncated``.
+MAX_HTML_CHARS = 1_000_000
+MAX_CLEAN_CHARS = 4 * MAX_TEXT_CHARS
+MAX_BODY_PIECES = 64  # displayable parts joined into one body (the rest are counted as truncated)
+
 
 @dataclass
 class _Body:
@@ -60,6 +68,7 @@ class _Body:
     signature: str
     source: str  # plain | html | calendar | forwarded | none
     quote_kind: str | None
+    capped: bool = False  # a size cap cut the input of the cleaning rules (MAX_HTML_CHARS, MAX_CLEAN_CHARS)
 
 
 def _plain_is_stub(plain: str | None) -> bool:
@@ -69,17 +78,31 @@ def _plain_is_stub(plain: str | None) -> bool:
     return len(stripped) < 3 or (len(stripped) < 300 and bool(_STUB_RE.search(stripped)) and "\n\n" not in stripped)
 
 
-def _piece_text(piece: BodyPiece) -> tuple[str, str, str | None, bool, str]:
-    """(new text, quoted text, marked signature, structural quote found, source) of one body piece."""
-    use_html = piece.html is not None and (_plain_is_stub(piece.plain) or bool(_STRUCTURE_RE.search(piece.html)))
+def _cap(text: str | None, limit: int, cut_at: str = "\n") -> tuple[str | None, bool]:
+    """``text`` cut to at most ``limit`` characters (at the last ``cut_at`` before it, if any)."""
+    if text is None or len(text) <= limit:
+        return text, False
+    head = text[:limit]
+    index = head.rfind(cut_at, limit // 2)
+    return (head[:index] if index > 0 else head), True
+
+
+def _piece_text(piece: BodyPiece) -> tuple[str, str, str | None, bool, str, bool]:
+    """(new text, quoted text, marked signature, structural quote found, source, capped) of one body piece."""
+    html, html_capped = _cap(piece.html, MAX_HTML_CHARS, "<")
+    plain, plain_capped = _cap(piece.plain, MAX_CLEAN_CHARS)
+    use_html = html is not None and (_plain_is_stub(plain) or bool(_STRUCTURE_RE.search(html)))
     if use_html:
-        converted = html_to_text(piece.html or "")
+        converted = html_to_text(html or "")
         # Everything inside a quote container (seen: a whole message wrapped in gmail_quote):
         # the plain alternative, if real, is the better source then.
-        usable = converted.text.strip() or (converted.quoted.strip() and _plain_is_stub(piece.plain))
-        if usable or piece.plain is None:
-            return converted.text, converted.quoted, converted.signature, converted.quote_cut, "html"
-    return piece.plain or "", "", None, False, "plain"
+        usable = converted.text.strip() or (converted.quoted.strip() and _plain_is_stub(plain))
+        if usable or plain is None:
+            text, text_capped = _cap(converted.text, MAX_CLEAN_CHARS)
+            quoted, quoted_capped = _cap(converted.quoted, MAX_CLEAN_CHARS)
+            capped = html_capped or text_capped or quoted_capped
+            return text or "", quoted or "", converted.signature, converted.quote_cut, "html", capped
+    return plain or "", "", None, False, "plain", plain_capped
 
 
 def _body(
@@ -89,9 +112,11 @@ def _body(
     quoted_parts: list[str] = []
     marked_signatures: list[str] = []
     structural = False
+    capped = False
     source = "none"
-    for piece in parsed.pieces:
-        new, quoted, signature, cut, kind = _piece_text(piece)
+    for piece in parsed.pieces[:MAX_BODY_PIECES]:
+        new, quoted, signature, cut, kind, piece_capped = _piece_text(piece)
+        capped = capped or piece_capped
         if new.strip() or quoted.strip():
             source = kind if source == "none" else source
         new_parts.append(new)
@@ -99,8 +124,11 @@ def _body(
         if signature:
             marked_signatures.append(signature)
         structural = structural or cut
-    text = normalise_body("\n\n".join(part for part in new_parts if part.strip()))
-    structural_quoted = normalise_body("\n\n".join(part for part in quoted_parts if part.strip()))
+    joined, joined_capped = _cap("\n\n".join(part for part in new_parts if part.strip()), MAX_CLEAN_CHARS)
+    text = normalise_body(joined or "")
+    joined_quoted, quoted_capped = _cap("\n\n".join(part for part in quoted_parts if part.strip()), MAX_CLEAN_CHARS)
+    structural_quoted = normalise_body(joined_quoted or "")
+    capped = capped or joined_capped or quoted_capped or len(parsed.pieces) > MAX_BODY_PIECES
 
     split = split_quote(text)
     new_text = normalise_body(split.new)
@@ -123,16 +151,17 @@ def _body(
     ):
         forwarded = normalise_body(forwarded_content(quoted))
         if forwarded:
-            return _Body(forwarded, quoted, signature, source, "forward")
+            return _Body(forwarded, quoted, signature, source, "forward", capped)
     # Forwarded as an attachment (message/rfc822) with no text of its own: show the attached text.
     if not body_text and parsed.forwarded and depth == 0:
         inner = ParsedMail(message=parsed.forwarded[0], headers={}, pieces=walk_body(parsed.forwarded[0]))
         inner_body = _body(inner, "", None, depth + 1)
         if inner_body.text:
-            return _Body(inner_body.text, quoted, signature, "forwarded", quote_kind)
+            return _Body(inner_body.text, quoted, signature, "forwarded", quote_kind, capped or inner_body.capped)
     if not body_text and not signature and parsed.calendar_text:
-        return _Body(normalise_body(parsed.calendar_text), quoted, "", "calendar", quote_kind)
-    return _Body(body_text, quoted, signature, source, quote_kind)
+        calendar, calendar_capped = _cap(parsed.calendar_text, MAX_CLEAN_CHARS)
+        return _Body(normalise_body(calendar or ""), quoted, "", "calendar", quote_kind, capped or calendar_capped)
+    return _Body(body_text, quoted, signature, source, quote_kind, capped)
 
 
 def _starts_with_forward(quoted: str) -> bool:
@@ -287,7 +316,7 @@ def _build(raw: bytes, parsed: ParsedMail, meta: ExchangeMeta) -> Comment:
     properties["string:Timestamp Source"] = timestamp_source
     if parsed.too_deep or parsed.unreadable_parts:
         properties["number:Unreadable Parts"] = parsed.unreadable_parts + int(parsed.too_deep)
-    if len(body.text) > MAX_TEXT_CHARS or len(body.signature) > MAX_TEXT_CHARS:
+    if len(body.text) > MAX_TEXT_CHARS or len(body.signature) > MAX_TEXT_CHARS or body.capped or parsed.truncated:
         properties["string:Truncated"] = "true"
 
     return Comment(

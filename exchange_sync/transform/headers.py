@@ -25,11 +25,20 @@ _ADDR_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-\u0080-\uffff]+@[A-Za-z0-
 _QP_HEX_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
+# Size caps (docs/transform.md): a header value longer than this is cut before it is decoded (a
+# property keeps at most 65,536 characters anyway); at most this many values per header name.
+MAX_HEADER_CHARS = 256 * 1024
+MAX_HEADER_VALUES = 1_000
+
+
 def header_map(msg: MimeMessage) -> dict[str, list[str]]:
     """Header name (lower case) -> raw values in order; one pass over the parsed headers."""
     headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
-        headers.setdefault(str(name).strip().lower(), []).append(value if isinstance(value, str) else str(value))
+        values = headers.setdefault(str(name).strip().lower(), [])
+        if len(values) < MAX_HEADER_VALUES:
+            text = value if isinstance(value, str) else str(value)
+            values.append(text[:MAX_HEADER_CHARS])
     return headers
 
 

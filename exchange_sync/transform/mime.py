@@ -25,6 +25,7 @@ import quopri
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes
+from email.parser import BytesParser
 from email.message import Message as MimeMessage
 from email.policy import compat32
 
@@ -33,6 +34,16 @@ from .charset import decode_bytes
 from .headers import decode_words, header_map, raw_bytes, unfold
 
 MAX_DEPTH = 32  # MIME nesting deeper than this is hostile or broken; deeper parts are ignored
+# Size caps (docs/transform.md, "Size caps"): the cost of one message must stay bounded whatever it holds.
+MAX_PARSE_BYTES = 100 * 1024 * 1024  # bytes beyond this are not parsed (Exchange's own limit is 150 MB)
+MAX_PARTS = 5_000  # MIME parts walked per message; further parts count as unreadable
+# Runs of base64 lines at least this long are set aside before the stdlib parser sees them (it works
+# line by line in Python: ~5 s for a 50 MB attachment) and put back, byte for byte, when a part's
+# payload is read. Only messages larger than ELIDE_MIN_MESSAGE_BYTES are scanned.
+ELIDE_MIN_RUN_BYTES = 64 * 1024
+ELIDE_MIN_MESSAGE_BYTES = 1024 * 1024
+_B64_RUN_RE = re.compile(rb"^(?:[A-Za-z0-9+/]{16,200}={0,2}\r?\n)+", re.MULTILINE)
+_ELIDED_ATTR = "_exsync_elided"
 _B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/=\s]")
 _B64_STRIP_RE = re.compile(rb"[^A-Za-z0-9+/]")
 
@@ -77,26 +88,77 @@ class ParsedMail:
     tnef: bool = False
     too_deep: bool = False
     unreadable_parts: int = 0
+    truncated: bool = False  # longer than MAX_PARSE_BYTES: the rest was not parsed
 
 
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 _OBS_COLON_RE = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 
 
-def parse_bytes(raw: bytes) -> MimeMessage:
+class Elided:
+    """Long base64 runs taken out of a message before parsing, keyed by their marker line."""
+
+    def __init__(self, raw: bytes, head_end: int, min_run: int = ELIDE_MIN_RUN_BYTES) -> None:
+        self.chunks: dict[bytes, bytes] = {}
+        self.text = raw
+        nonce = hashlib.sha256(raw).hexdigest()[:16].encode()
+        self.prefix = b"\x00exsync-elided-" + nonce + b"-"
+        out: list[bytes] = []
+        pos = 0
+        for match in _B64_RUN_RE.finditer(raw, head_end):
+            start, end = match.span()
+            if end - start < min_run:
+                continue
+            chunk = raw[start:end]
+            newline = b"\r\n" if chunk.endswith(b"\r\n") else b"\n"
+            marker = self.prefix + str(len(self.chunks)).encode() + b"\x00"
+            # The marker stands for the run without its last line end: the parser drops the line end
+            # before a boundary, and the one that stays (mid-part) follows the marker.
+            self.chunks[marker] = chunk[: -len(newline)]
+            out += [raw[pos:start], marker, newline]
+            pos = end
+        if self.chunks:
+            out.append(raw[pos:])
+            self.text = b"".join(out)
+
+    def restore(self, data: bytes) -> bytes:
+        if self.prefix not in data:
+            return data
+        for marker, chunk in self.chunks.items():
+            data = data.replace(marker, chunk)
+        return data
+
+
+def restore_elided(part: MimeMessage, data: bytes) -> bytes:
+    """``data`` (bytes of ``part``) with any set-aside base64 runs put back."""
+    elided: Elided | None = getattr(part, _ELIDED_ATTR, None)
+    return elided.restore(data) if elided is not None else data
+
+
+def parse_bytes(raw: bytes, *, elide_min_run: int = ELIDE_MIN_RUN_BYTES,
+                elide_min_message: int = ELIDE_MIN_MESSAGE_BYTES) -> MimeMessage:
     """compat32 parse, after two repairs the parser does not make itself:
 
     - leading blank lines would make it see no headers at all;
     - RFC 5322 obsolete syntax allows whitespace before the colon (``Subject  : x``), which the
       parser takes for body text (and ``From  :`` for an mbox separator): it is removed in the
       header section only.
+
+    Large messages have their long base64 runs set aside first (``Elided``); every part carries
+    the table so that ``payload_bytes`` reads the exact original bytes.
     """
     raw = raw.lstrip(b"\r\n\t ")
     end = _HEADER_END_RE.search(raw)
     head_end = end.start() if end else len(raw)
     if _OBS_COLON_RE.search(raw, 0, head_end):
         raw = _OBS_COLON_RE.sub(rb"\1:", raw[:head_end]) + raw[head_end:]
-    return message_from_bytes(raw, policy=compat32)
+    elided = Elided(raw, head_end, elide_min_run) if len(raw) >= elide_min_message else None
+    if elided is None or not elided.chunks:
+        return message_from_bytes(raw, policy=compat32)
+    message = message_from_bytes(elided.text, policy=compat32)
+    for part in message.walk():
+        setattr(part, _ELIDED_ATTR, elided)
+    return message
 
 
 def _header_str(part: MimeMessage, name: str) -> str:
@@ -144,8 +206,20 @@ def _disposition(part: MimeMessage) -> str:
     return _header_str(part, "content-disposition").split(";", 1)[0].strip().lower()
 
 
+_B64_WHITESPACE = b" \t\r\n\x0b\x0c"
+
+
 def _lenient_b64(data: bytes) -> bytes:
     """Base64 that tolerates junk characters, missing padding and concatenated padded chunks."""
+    # Fast path (the usual case, and the only one that matters for big attachments): only
+    # alphabet characters and whitespace, padding only at the end. Same result as the loop below.
+    compact = data.rstrip(b"=" + _B64_WHITESPACE).translate(None, _B64_WHITESPACE)
+    if not _B64_STRIP_RE.search(compact):  # no junk and no "=" before the end
+        if len(compact) % 4 != 1:
+            try:
+                return binascii.a2b_base64(compact + b"=" * (-len(compact) % 4))
+            except (binascii.Error, ValueError):
+                pass
     out = []
     for chunk in re.split(rb"=+", data):
         cleaned = _B64_STRIP_RE.sub(b"", chunk)
@@ -168,7 +242,7 @@ def payload_bytes(part: MimeMessage) -> bytes:
     payload = getattr(part, "_payload", None)
     if payload is None or isinstance(payload, list):
         return b""
-    data = raw_bytes(payload) if isinstance(payload, str) else bytes(payload)
+    data = restore_elided(part, raw_bytes(payload) if isinstance(payload, str) else bytes(payload))
     cte = _header_str(part, "content-transfer-encoding").split(";", 1)[0].strip().strip("\"'").lower()
     if "base64" in cte:
         body = data.strip()
@@ -183,7 +257,7 @@ def payload_bytes(part: MimeMessage) -> bytes:
             return data
     if "uuencode" in cte or cte in ("x-uue", "uue"):
         try:
-            decoded = part.get_payload(decode=True)
+            decoded = None if getattr(part, _ELIDED_ATTR, None) else part.get_payload(decode=True)
         except Exception:  # noqa: BLE001
             decoded = None
         return decoded if isinstance(decoded, bytes) else data
@@ -202,6 +276,7 @@ def _guess_name(ctype: str, index: int) -> str:
 class _Walker:
     def __init__(self, result: ParsedMail) -> None:
         self.result = result
+        self.parts = 0
 
     # -- leaves ----------------------------------------------------------------------------
     def attach(self, part: MimeMessage, ctype: str, data: bytes, *, inline: bool, name: str | None) -> None:
@@ -335,6 +410,10 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.result.too_deep = True
             return []
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            self.result.unreadable_parts += 1
+            return []
         try:
             return self._walk(part, depth)
         except RecursionError:
@@ -357,6 +436,7 @@ class _Walker:
                 data = inner.as_bytes(policy=compat32)
             except Exception:  # noqa: BLE001
                 data = raw_bytes(str(inner))
+            data = restore_elided(part, data)
             subject = decode_words(unfold(str(inner.get("subject") or ""))).strip()
             name = _filename(part) or ((subject[:200] or "forwarded message") + ".eml")
             self.attach_raw(name, ctype, data)
@@ -467,9 +547,21 @@ class _Walker:
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
-    """Parse and walk a message; a structure the walk cannot read degrades to its raw text."""
-    message = parse_bytes(raw)
-    result = ParsedMail(message=message, headers=header_map(message))
+    """Parse and walk a message; a structure the walk cannot read degrades to its raw text.
+
+    Beyond ``MAX_PARSE_BYTES`` the rest is not parsed (``truncated``). Nesting so deep that the
+    stdlib parser itself recurses out (hundreds of levels) keeps the headers and no body.
+    """
+    truncated = len(raw) > MAX_PARSE_BYTES
+    if truncated:
+        raw = raw[:MAX_PARSE_BYTES]
+    try:
+        message = parse_bytes(raw)
+    except RecursionError:
+        message = BytesParser(policy=compat32).parsebytes(raw.lstrip(b"\r\n\t "), headersonly=True)
+        result = ParsedMail(message=message, headers=header_map(message), too_deep=True, truncated=truncated)
+        return result
+    result = ParsedMail(message=message, headers=header_map(message), truncated=truncated)
     walker = _Walker(result)
     pieces = walker.walk(message)
     result.pieces[:0] = pieces  # TNEF bodies were appended during the walk; the MIME body comes first

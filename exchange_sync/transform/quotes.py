@@ -159,7 +159,8 @@ def _angle_quotes(lines: list[str]) -> tuple[list[str], list[str]] | None:
     quoted = [i for i, line in enumerate(lines) if _QUOTED_LINE_RE.match(line)]
     if not quoted:
         return None
-    kept = [line for i, line in enumerate(lines) if i not in set(quoted)]
+    quoted_set = set(quoted)  # built once: a set per line made this quadratic (hostile-input test)
+    kept = [line for i, line in enumerate(lines) if i not in quoted_set]
     removed = [lines[i] for i in quoted]
     return kept, removed
 

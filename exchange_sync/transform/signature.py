@@ -58,7 +58,7 @@ _CONTACT_RE = re.compile(
     r"(?:\+?\d[\d ()./-]{6,}\d)"  # phone numbers
     r"|(?:\b(?:tel|phone|mobile|mob|cell|fax|direct|office|handy|portable|móvil|telefone|telefono|telefoon|"
     r"téléphone|telefon|t|m|f|p|e|w)\b\.?\s*[:|])"
-    r"|(?:[\w.+-]+@[\w-]+\.[\w.-]+)"
+    r"|(?:(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+)"  # starts a run only: linear on long lines
     r"|(?:\bwww\.|https?://)"
     r"|(?:\b\d{4,5}\s+[A-ZÄÖÜ][a-zäöüß]+)"  # postcode + town
     r"|(?:\b(?:gmbh|ltd|inc|llc|s\.a\.|b\.v\.|s\.r\.l\.|ag|plc|sarl|sas|spa|corp)\b)",
@@ -202,8 +202,10 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
             while block_start > 0 and region[block_start - 1].strip():
                 block_start -= 1
             block = region[block_start:]
-            contact_lines = sum(1 for line in block if _CONTACT_RE.search(line))
-            if block_start > 0 and contact_lines >= 2 and _looks_like_signature_block(block):
+            # Cheap shape test first: contact regexes only ever run on short lines.
+            if block_start > 0 and _looks_like_signature_block(block) and (
+                sum(1 for line in block if _CONTACT_RE.search(line)) >= 2
+            ):
                 starts.append(block_start)
 
     # A signature can be the whole text only when it is explicitly marked ("-- ", "Sent from ...").
