@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 import requests
-from exchangelib.errors import RateLimitError, UnauthorizedError
+from exchangelib.errors import RateLimitError, SessionPoolMinSizeReached, UnauthorizedError
 from exchangelib.protocol import FaultTolerance, Protocol
 
 
@@ -104,6 +104,22 @@ def make_protocol_class(
             # verify=True source, never turn verification off.
             session.verify = verify
             return session
+
+        def decrease_poolsize(self) -> None:
+            """exchangelib 5.6.0's version deadlocks: it holds the non-reentrant pool lock and calls
+            ``get_session()``, which, when every session is out and the pool is below its maximum,
+            calls ``increase_poolsize()`` and blocks on that same lock forever. It runs on every
+            ErrorServerBusy and ErrorExceededConnectionCount, so throttling during a parallel fetch
+            hung the sync (seen in tests/source). Here we wait for a session to come *back* to the
+            pool (threads release theirs after each request) and never create one under the lock."""
+            if self._session_pool_size <= 1:
+                raise SessionPoolMinSizeReached("Session pool size cannot be decreased further")
+            with self._session_pool_lock:
+                if self._session_pool_size <= 1:
+                    return
+                session = self._session_pool.get()
+                self.close_session(session)
+                self._session_pool_size -= 1
 
     return SourceProtocol
 
