@@ -139,3 +139,40 @@ def test_410_on_a_delta_page_is_invalid_sync_state(srv):
                 next(mb.sync_pages(folder, state))
         finally:
             srv.clear_faults()
+
+
+def test_certificate_credential_signs_a_client_assertion(tmp_path):
+    """msal signs a JWT with the app's private key; the server verifies it against the uploaded certificate."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exchange-sync")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "other.pem").write_bytes(other.private_bytes(serialization.Encoding.PEM,
+                                                             serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+    thumb = cert.fingerprint(hashes.SHA1()).hex().upper()
+    with running_graph_server(mailboxes=["ap@example.com=generate:3"],
+                              apps=["client-id:client-secret", f"certapp:cert={tmp_path / 'cert.pem'}"]) as srv:
+        for key_file, ok in (("key.pem", True), ("other.pem", False)):
+            conn = srv.connection(client_id="certapp")
+            del conn["client_secret"]
+            conn["certificate"] = {"thumbprint": thumb, "path": str(tmp_path / key_file)}
+            with GraphSource(GraphConnection.model_validate(conn)) as src:
+                if ok:
+                    assert "Inbox" in [f.path for f in src.open_mailbox("ap@example.com").mail_folders()]
+                else:
+                    with pytest.raises(InvalidCredentials):
+                        src.open_mailbox("ap@example.com").mail_folders()
