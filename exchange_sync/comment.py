@@ -27,7 +27,14 @@ MAX_ID_CHARS = 1024  # hex of a Message-ID: RFC 5322 lines are <= 998 chars, ids
 TRUNCATION_MARKER = "\n[... truncated by exchange-sync: {dropped} characters removed]"
 
 _ID_RE = re.compile(r"^[0-9a-f]+$")
-_PROPERTY_KEY_RE = re.compile(r"^(string|number):\S.{0,254}$", re.DOTALL)
+# The part after "string:"/"number:": starts with a visible character, no control characters.
+# Spelled with explicit code points so Python's `re` and the ECMA regexes of OpenAPI tooling agree
+# (their `\s` and `.` differ, e.g. on U+0085).
+PROPERTY_NAME_PATTERN = (
+    r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{0,254}"
+)
+_PROPERTY_KEY_RE = re.compile(rf"^(string|number):{PROPERTY_NAME_PATTERN}$")
 
 
 def truncate_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:

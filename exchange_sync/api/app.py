@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange_sync import __version__
-from exchange_sync.comment import MAX_TEXT_CHARS
+from exchange_sync.comment import MAX_TEXT_CHARS, PROPERTY_NAME_PATTERN
 from exchange_sync.api import page, routes
 from exchange_sync.api.errors import error_response, install_error_handlers
 from exchange_sync.store import SqlStore
@@ -87,8 +87,8 @@ def _document_comment_rules(components: dict[str, Any]) -> None:
             "type": "object",
             "title": "User Properties",
             "patternProperties": {
-                "^string:\\S.{0,254}$": {"type": "string", "maxLength": MAX_TEXT_CHARS},
-                "^number:\\S.{0,254}$": {"type": "number"},
+                f"^string:{PROPERTY_NAME_PATTERN}$": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+                f"^number:{PROPERTY_NAME_PATTERN}$": {"type": "number"},
             },
             "additionalProperties": False,
         }
