@@ -302,6 +302,21 @@ class ConcurrencyConfig(_Model):
     )
 
 
+class TaskRunnerConfig(_Model):
+    """Where mailbox syncs run: threads in the flow's process (default) or a Dask cluster (scale-out)."""
+
+    kind: Literal["threads", "dask"] = "threads"
+    address: str | None = Field(
+        default=None, description="Dask scheduler address (tcp://host:8786); needs the 'dask' extra"
+    )
+
+    @model_validator(mode="after")
+    def _address(self) -> "TaskRunnerConfig":
+        if self.kind == "dask" and not self.address:
+            raise ValueError("kind dask needs the scheduler address (address: tcp://host:8786)")
+        return self
+
+
 class IntegrationConfig(_Model):
     name: str
     connection: Connection
@@ -312,6 +327,11 @@ class IntegrationConfig(_Model):
     batch_size: int = Field(default=512, ge=1, le=512, description="SyncFolderItems MaxChangesReturned")
     fetch_chunk_size: int = Field(default=64, ge=1, le=512, description="items per GetItem request")
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
+    task_runner: TaskRunnerConfig = TaskRunnerConfig()
+    # A mailbox that fails for the same reason this many runs in a row is disabled (skipped by
+    # later runs until `exchange-sync enable`); 0 never disables. Credentials errors are not
+    # counted here: they concern the whole integration (its deployment is paused instead).
+    disable_after_failures: int = Field(default=3, ge=0, le=1000)
 
     @model_validator(mode="before")
     @classmethod

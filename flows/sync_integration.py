@@ -2,7 +2,15 @@
 
 Incremental mode pages through each folder's changes since the stored watermark; backfill mode
 reads a received-time window with FindItem and never reads or moves a watermark. Mailboxes run
-in parallel on a bounded thread pool (Prefect's default pool is unbounded).
+in parallel on a bounded thread pool (Prefect's default pool is unbounded), or on a Dask cluster
+(``task_runner: {kind: dask, address: ...}``).
+
+Around the mailbox work:
+- each mailbox sync holds one slot of its Exchange server's global concurrency limit
+  (``exchange_sync.deploy.limits``: why per mailbox, and when the limit must exist);
+- mailboxes disabled after ``disable_after_failures`` same-reason failures are skipped and reported
+  as ``disabled``; each run's outcome feeds the failure streaks;
+- ``invalid_exchange_credentials`` under a deployment pauses the integration's deployments.
 """
 
 from __future__ import annotations
@@ -12,20 +20,23 @@ import threading
 from datetime import datetime, timezone
 from typing import Literal
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from exchange_sync.config import IntegrationConfig
+from exchange_sync.config import IntegrationConfig, MailboxConfig
+from exchange_sync.deploy.limits import server_slot, slot_mode
+from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.pipeline.report import RunReport, render_markdown
 from exchange_sync.pipeline.runtime import Runtime
-from tasks.pipeline import sync_mailbox
+from tasks.pipeline import PrefectSteps
 
 Mode = Literal["incremental", "backfill"]
 
@@ -64,6 +75,53 @@ def _check_window(mode: Mode, start: datetime | None, end: datetime | None) -> N
         raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
 
 
+@task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
+def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None, end: datetime | None,
+                 limit_mode: str) -> MailboxReport:
+    """One mailbox on the flow's shared Runtime (threads), inside its server slot."""
+    with server_slot(rt.config.connection.server_key, limit_mode):
+        return plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start, end=end)
+
+
+@task(name="sync-mailbox-remote", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
+def sync_mailbox_remote(config: IntegrationConfig, mailbox: MailboxConfig, mode: str, start: datetime | None,
+                        end: datetime | None, limit_mode: str) -> MailboxReport:
+    """One mailbox on a Dask worker: a Runtime holds live connections and locks and cannot be
+    shipped, so each remote task opens its own (secrets are resolved there, at run time)."""
+    rt = Runtime.open(config)
+    try:
+        with server_slot(config.connection.server_key, limit_mode):
+            return plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start, end=end)
+    finally:
+        rt.close()
+
+
+def _task_runner(config: IntegrationConfig, workers: int):
+    if config.task_runner.kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise RuntimeError("task_runner kind dask needs the 'dask' extra: pip install 'exchange-sync[dask]'") from None
+        return DaskTaskRunner(address=config.task_runner.address), True
+    return ThreadPoolTaskRunner(max_workers=workers), False
+
+
+def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) -> None:
+    """Feed each tried mailbox's outcome into its failure streak; disable at the threshold."""
+    for result in report.mailboxes:
+        if result.status == "disabled" or result.reason == "invalid_exchange_credentials":
+            continue  # not tried / an integration-wide problem, handled by pausing
+        failure = None if result.status == "ok" else (result.reason or "unexpected_error")
+        before = result.status
+        health = rt.state.record_mailbox_outcome(config.name, result.mailbox, failure,
+                                                 config.disable_after_failures)
+        if health.disabled and before != "disabled":
+            report.notes.append(f"mailbox {result.mailbox} disabled: {health.disabled_reason} "
+                                f"(re-enable with `exchange-sync enable {config.name} --mailbox {result.mailbox}`)")
+            rt.state.set_mailbox_status(config.name, result.mailbox, "disabled", reason=health.disabled_reason,
+                                        error_count_delta=0)
+
+
 @flow(name="exchange-sync", flow_run_name=_run_name, validate_parameters=True, log_prints=False)
 def sync_integration(
     config: IntegrationConfig,
@@ -83,6 +141,13 @@ def sync_integration(
     rt = Runtime.open(config)
     run_id = rt.state.start_run(config.name, mode)
     report = RunReport(integration=config.name, mode=mode, started_at=datetime.now(timezone.utc))
+    disabled = {h.mailbox: h for h in rt.state.mailbox_health(config.name) if h.disabled}
+    for m in [m for m in selected if m.email in disabled]:
+        report.mailboxes.append(MailboxReport(mailbox=m.email, status="disabled", reason="disabled",
+                                              error=disabled[m.email].disabled_reason))
+        logger.warning("mailbox %s is disabled (%s): skipped", m.email, disabled[m.email].disabled_reason)
+    selected = [m for m in selected if m.email not in disabled]
+    limit_mode = slot_mode(config.connection.server_key)
     progress_id = create_progress_artifact(0.0, key=_artifact_key(config.name, "progress"),
                                            description=f"{mode} run of {config.name}: mailboxes done")
     done = 0
@@ -90,10 +155,13 @@ def sync_integration(
     credentials_error: BaseException | None = None
     try:
         workers = max(1, min(len(selected), config.concurrency.mailboxes))
-        with ThreadPoolTaskRunner(max_workers=workers) as runner:
+        task_runner, remote = _task_runner(config, workers)
+        with task_runner as runner:
+            common = {"mode": mode, "start": start, "end": end, "limit_mode": limit_mode}
             futures = {
-                m.email: runner.submit(sync_mailbox, parameters={"rt": rt, "mailbox": m, "mode": mode,
-                                                                 "start": start, "end": end})
+                m.email: (runner.submit(sync_mailbox_remote, parameters={"config": config, "mailbox": m, **common})
+                          if remote else
+                          runner.submit(sync_mailbox, parameters={"rt": rt, "mailbox": m, **common}))
                 for m in selected
             }
             for email, future in futures.items():
@@ -118,6 +186,18 @@ def sync_integration(
                     logger.info("mailbox %s: %s", email, result.counts.model_dump())
         if not selected:
             update_progress_artifact(progress_id, 100.0)
+        _record_outcomes(rt, config, report)
+        if credentials_error is not None:
+            from exchange_sync.deploy.control import pause_current_integration
+
+            try:
+                paused = pause_current_integration(config.name, "invalid_exchange_credentials")
+            except Exception as exc:  # noqa: BLE001 - the run fails anyway; say why it could not pause
+                logger.error("could not pause the deployments of %s: %s", config.name, type(exc).__name__)
+                paused = []
+            if paused:
+                report.notes.append(f"invalid_exchange_credentials: deployments {', '.join(paused)} paused; fix the "
+                                    f"credentials, then `exchange-sync start {config.name}`")
     finally:
         report.finished_at = datetime.now(timezone.utc)
         status = "failed" if credentials_error or report.failed else "completed"

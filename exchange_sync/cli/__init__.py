@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "exchange_sync.cli.transform",
     "exchange_sync.cli.pipeline",
     "exchange_sync.cli.api",
+    "exchange_sync.cli.deploy",
 )
 
 

@@ -15,7 +15,9 @@ from exchange_sync.cli import app
 comments_app = typer.Typer(help="Read the comments in an integration's embedded store.", no_args_is_help=True)
 app.add_typer(comments_app, name="comments")
 
-ConfigArg = Annotated[Path, typer.Argument(help="Integration configuration (YAML).", show_default=False)]
+ConfigArg = Annotated[Path, typer.Argument(
+    help="Integration configuration (YAML), or an integration name (./deployments/*.yaml or its Prefect deployment).",
+    show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MailboxOpt = Annotated[Optional[list[str]], typer.Option("--mailbox", "-m", help="Only this mailbox (repeatable).")]
 
@@ -25,10 +27,11 @@ EXIT_SKIPPED = 3
 
 
 def _load(path: Path):
-    from exchange_sync.config import ConfigError, load_config
+    from exchange_sync.config import ConfigError
+    from exchange_sync.deploy.resolve import resolve
 
     try:
-        return load_config(path)
+        return resolve(str(path))
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -82,7 +85,8 @@ def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailbox
     runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
     summary = runs[0].summary if runs else None
     if state.is_completed():
-        code = EXIT_SKIPPED if summary and any(m["status"] == "skipped" for m in summary["mailboxes"]) else 0
+        code = EXIT_SKIPPED if summary and any(m["status"] in ("skipped", "disabled")
+                                               for m in summary["mailboxes"]) else 0
         return summary, code
     message = state.message or "the run failed"
     try:
@@ -110,17 +114,49 @@ def backfill_command(
     end: Annotated[Optional[str], typer.Option(help="Received before (ISO-8601, UTC if no zone).")] = None,
     mailbox: MailboxOpt = None,
     as_json: JsonOpt = False,
+    chunk_days: Annotated[int, typer.Option(min=1, help="Deployment backfills: days per flow run.")] = 31,
 ) -> None:
-    """Re-read a received-time window (FindItem); never reads or moves the sync watermarks."""
-    cfg = _load(config)
+    """Re-read a received-time window (FindItem); never reads or moves the sync watermarks.
+
+    With a configuration file the backfill runs here, now. With an integration NAME it is submitted
+    to the integration's backfill deployment: one flow run per chunk of --chunk-days, each created
+    once (an idempotency key per chunk), run by a worker."""
     lo, hi = _parse_time(start, "start"), _parse_time(end, "end")
     if lo and hi and lo >= hi:
         typer.echo("error: --start must be before --end", err=True)
         raise typer.Exit(EXIT_CONFIG)
+    if not config.is_file():
+        _submit_backfill(str(config), lo, hi, mailbox, chunk_days, as_json)
+        return
+    cfg = _load(config)
     summary, code = run_flow(cfg, mode="backfill", start=lo, end=hi, mailboxes=mailbox)
     if summary:
         _print_report(summary, as_json)
     raise typer.Exit(code)
+
+
+def _submit_backfill(name: str, lo, hi, mailboxes, chunk_days: int, as_json: bool) -> None:
+    from exchange_sync.deploy.backfill import submit
+    from exchange_sync.prefect_env import configure_prefect_defaults
+
+    if lo is None or hi is None:
+        # A deployment backfill must name its window: an open end would make every submission a new window.
+        typer.echo("error: a deployment backfill needs both --start and --end", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    configure_prefect_defaults()
+    try:
+        runs = submit(name, lo, hi, mailboxes=mailboxes or None, chunk_days=chunk_days)
+    except Exception as exc:  # noqa: BLE001 - e.g. no such deployment: tell the operator
+        typer.echo(f"error: cannot submit the backfill of {name!r}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    rows = [{"start": r.chunk.start.isoformat(), "end": r.chunk.end.isoformat(), "flow_run_id": str(r.flow_run_id),
+             "flow_run_name": r.flow_run_name, "idempotency_key": r.idempotency_key} for r in runs]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['start']} .. {r['end']}: flow run {r['flow_run_name']} ({r['flow_run_id']})")
+    typer.echo(f"{len(rows)} backfill run(s) submitted; a worker of the integration's pool runs them in order.")
 
 
 @app.command("replay")
@@ -150,7 +186,7 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"integration {cfg.name}")
     for col in ("mailbox", "enabled", "status", "folder", "watermark", "last sync", "items", "error"):
         table.add_column(col)
@@ -160,14 +196,18 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
             table.add_row(
                 mb["mailbox"] if i == 0 else "",
                 ("yes" if mb["enabled"] else "no") if i == 0 else "",
-                (mb["status"] or "never run") if i == 0 else "",
+                (("disabled" if mb.get("disabled") else mb["status"]) or "never run") if i == 0 else "",
                 f["path"] if f else "",
                 ("yes" if f and f["has_watermark"] else "no") if f else "",
                 str(f["last_synced_at"] or "") if f else "",
                 str(f["items_synced"]) if f else "",
-                (mb["reason"] or "") if i == 0 else "",
+                ((mb.get("disabled_reason") or mb["reason"]) or "") if i == 0 else "",
             )
     console.print(table)
+    for mb in status["mailboxes"]:
+        if mb.get("disabled"):
+            console.print(f"disabled: {mb['mailbox']}: {mb['disabled_reason']} "
+                          f"(re-enable: exchange-sync enable {cfg.name} --mailbox {mb['mailbox']})", soft_wrap=True)
     for run in status["runs"]:
         console.print(f"run {run['started_at']} {run['mode']} {run['status']}: {run['totals']}")
 

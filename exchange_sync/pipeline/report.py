@@ -1,4 +1,5 @@
-"""Run reports: what a run did, per mailbox, as table rows, markdown and a JSON-able dict."""
+"""Run reports: what a run did, per mailbox, as table rows, markdown and a JSON-able dict;
+and the trend over days (``daily_trend``, ``render_trend``) that `exchange-sync report` shows."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ class RunReport:
     started_at: datetime
     finished_at: datetime | None = None
     mailboxes: list[MailboxReport] = field(default_factory=list)
+    # Things an operator must act on: a mailbox just disabled, the integration paused, ...
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def disabled(self) -> list[MailboxReport]:
+        return [m for m in self.mailboxes if m.status == "disabled"]
 
     @property
     def failed(self) -> list[MailboxReport]:
@@ -45,6 +52,7 @@ class RunReport:
             "items": sum(m.items for m in self.mailboxes),
             "rejected": sum(m.rejected for m in self.mailboxes),
             "mailboxes": [m.row() for m in self.mailboxes],
+            "notes": list(self.notes),
         }
 
 
@@ -61,6 +69,8 @@ def render_markdown(report: RunReport) -> str:
         "| mailbox | status | folders | items | new | updated | text changed | unchanged | units | deleted | rejected | reason |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    for i, note in enumerate(report.notes):
+        lines.insert(3 + i, f"> **{note}**\n")
     for m in report.mailboxes:
         r = m.row()
         lines.append(
@@ -69,3 +79,71 @@ def render_markdown(report: RunReport) -> str:
             f"{(r['reason'] + ': ' + r['errors']).strip(': ').replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class DayTrend:
+    day: str  # YYYY-MM-DD (UTC)
+    runs: int = 0
+    failed_runs: int = 0
+    items: int = 0
+    units: int = 0
+    max_lag_s: float = 0.0  # the longest run of the day (see daily_trend)
+
+
+def daily_trend(runs: list, usage_rows: list, days: int = 14, today=None) -> list[DayTrend]:
+    """Items, units and lag per UTC day for the last ``days`` days (oldest first, empty days included).
+
+    - items: emails extracted by the day's runs (run summaries);
+    - units: the usage ledger's units (new + text changed) of the day;
+    - lag: the longest run duration of the day. A mail that arrives just after a poll read its
+      folder reaches the destination at most one schedule interval plus one run duration later, so
+      with a fixed interval the run duration is the part of the freshness lag that grows with load.
+    """
+    from datetime import date, timedelta, timezone
+
+    today = today or datetime.now(timezone.utc).date()
+    out = {(today - timedelta(days=i)).isoformat(): DayTrend(day=(today - timedelta(days=i)).isoformat())
+           for i in reversed(range(days))}
+    for r in runs:
+        key = r.started_at.astimezone(timezone.utc).date().isoformat()
+        if key not in out:
+            continue
+        t = out[key]
+        t.runs += 1
+        t.failed_runs += int(r.status == "failed")
+        t.items += int((r.summary or {}).get("items") or 0)
+        if r.finished_at is not None:
+            t.max_lag_s = max(t.max_lag_s, (r.finished_at - r.started_at).total_seconds())
+    for u in usage_rows:
+        key = u.day.isoformat() if isinstance(u.day, date) else str(u.day)
+        if key in out:
+            out[key].units += u.units
+    return list(out.values())
+
+
+def _bar(value: float, top: float, width: int) -> str:
+    if top <= 0 or value <= 0:
+        return ""
+    cells = value / top * width
+    return "█" * int(cells) + ("▌" if cells - int(cells) >= 0.5 else "") or "▏"
+
+
+def render_trend(integration: str, trend: list[DayTrend], width: int = 30) -> str:
+    """A terminal chart: one line per day, a bar per measure, scaled to the period's maximum."""
+    top_items = max((t.items for t in trend), default=0)
+    top_units = max((t.units for t in trend), default=0)
+    top_lag = max((t.max_lag_s for t in trend), default=0.0)
+    lines = [f"{integration}: per day (UTC) - items extracted, units billed, lag = longest run (s)", ""]
+    lines.append(f"{'day':<10}  {'runs':>4} {'fail':>4}  {'items':>7} {'':<{width}}  {'units':>6} {'':<{width}}  "
+                 f"{'lag s':>7} {'':<{width}}")
+    for t in trend:
+        lines.append(
+            f"{t.day:<10}  {t.runs:>4} {t.failed_runs:>4}  {t.items:>7} {_bar(t.items, top_items, width):<{width}}  "
+            f"{t.units:>6} {_bar(t.units, top_units, width):<{width}}  {t.max_lag_s:>7.1f} "
+            f"{_bar(t.max_lag_s, top_lag, width):<{width}}"
+        )
+    total_runs = sum(t.runs for t in trend)
+    lines += ["", f"total: {total_runs} runs, {sum(t.items for t in trend)} items, "
+                  f"{sum(t.units for t in trend)} units; longest run {top_lag:.1f} s"]
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ def integration_status(config: IntegrationConfig, *, runs: int = 5) -> dict:
     state = SqlStore(config.state.url)
     checkpoints = checkpoint_store(config)
     statuses = {s.mailbox: s for s in state.mailbox_statuses(config.name)}
+    health = {h.mailbox: h for h in state.mailbox_health(config.name)}
     folders: dict[str, list[dict]] = {}
     for f in checkpoints.list_folder_states(config.name):
         folders.setdefault(f.mailbox, []).append(
@@ -26,6 +27,7 @@ def integration_status(config: IntegrationConfig, *, runs: int = 5) -> dict:
     mailboxes = []
     for mb in config.mailboxes:
         st = statuses.get(mb.email)
+        h = health.get(mb.email)
         mailboxes.append(
             {
                 "mailbox": mb.email,
@@ -34,6 +36,10 @@ def integration_status(config: IntegrationConfig, *, runs: int = 5) -> dict:
                 "reason": st.reason if st else None,
                 "error_count": st.error_count if st else 0,
                 "updated_at": st.updated_at if st else None,
+                # Disabled after repeated same-reason failures (see `exchange-sync enable`).
+                "disabled": bool(h and h.disabled),
+                "disabled_reason": h.disabled_reason if h and h.disabled else None,
+                "consecutive_failures": h.consecutive_failures if h else 0,
                 "folders": sorted(folders.get(mb.email, []), key=lambda f: f["path"].lower()),
             }
         )

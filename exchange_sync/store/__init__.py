@@ -9,6 +9,7 @@ from exchange_sync.store.ledger import LedgerEntry
 from exchange_sync.store.models import (
     Deletion,
     FolderState,
+    MailboxHealth,
     MailboxStatus,
     Rejected,
     RunRecord,
@@ -24,6 +25,7 @@ __all__ = [
     "FolderState",
     "InvalidContinuation",
     "LedgerEntry",
+    "MailboxHealth",
     "MailboxStatus",
     "Rejected",
     "RunRecord",

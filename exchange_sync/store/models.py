@@ -121,3 +121,16 @@ class MailboxStatus(BaseModel):
     reason: str | None = None
     error_count: int = 0
     updated_at: datetime
+
+
+class MailboxHealth(BaseModel):
+    """Consecutive failures of a mailbox and whether it is disabled (see ``SqlStore.record_mailbox_outcome``)."""
+
+    integration: str
+    mailbox: str
+    failure_reason: str | None = None
+    consecutive_failures: int = 0
+    disabled: bool = False
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    updated_at: datetime | None = None

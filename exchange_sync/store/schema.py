@@ -169,6 +169,24 @@ mailbox_statuses = Table(
     PrimaryKeyConstraint("integration", "mailbox", name="pk_exsync_mailbox_statuses"),
 )
 
+# Consecutive failures per mailbox and the "disabled" switch (DESIGN 1.11: errors disable precisely).
+# Kept apart from exsync_mailbox_statuses (whose error_count is a lifetime total) so that table's
+# meaning does not change. A row exists once a mailbox has been tried; no row = healthy, enabled.
+mailbox_health = Table(
+    "exsync_mailbox_health",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    # The reason of the current streak of failures (None after a success).
+    Column("failure_reason", Text, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("disabled", Integer, nullable=False, default=0),  # 0/1: portable across SQLite and PostgreSQL
+    Column("disabled_reason", Text, nullable=True),
+    Column("disabled_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("integration", "mailbox", name="pk_exsync_mailbox_health"),
+)
+
 # What a remote destination (the Re:infer API) has been sent: see destinations/reinfer.py.
 # Keyed by a destination key (base URL + project/source) so two tenants never share entries.
 destination_ledger = Table(

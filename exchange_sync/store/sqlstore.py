@@ -26,6 +26,7 @@ from exchange_sync.store.engine import create_store_engine, read_transaction, wr
 from exchange_sync.store.models import (
     Deletion,
     FolderState,
+    MailboxHealth,
     MailboxStatus,
     Rejected,
     RunRecord,
@@ -237,6 +238,22 @@ class SqlStore:
 
     def mailbox_statuses(self, integration: str) -> list[MailboxStatus]:
         return self._read(lambda conn: state.mailbox_statuses_of(conn, integration))
+
+    # --- mailbox health: consecutive failures and disabling ---------------------------------
+
+    def record_mailbox_outcome(
+        self, integration: str, mailbox: str, failure_reason: str | None, disable_after: int
+    ) -> MailboxHealth:
+        """See ``state.record_mailbox_outcome``; returns the mailbox's health after this run."""
+        return self._write(
+            lambda conn: state.record_mailbox_outcome(conn, integration, mailbox, failure_reason, disable_after)
+        )
+
+    def enable_mailbox(self, integration: str, mailbox: str) -> MailboxHealth:
+        return self._write(lambda conn: state.set_mailbox_enabled(conn, integration, mailbox))
+
+    def mailbox_health(self, integration: str) -> list[MailboxHealth]:
+        return self._read(lambda conn: state.list_mailbox_health(conn, integration))
 
     # --- destination ledger (remote destinations, see destinations/reinfer.py) ----------------
 

@@ -9,8 +9,8 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, select
 
 from exchange_sync.store.comments import dialect_insert
-from exchange_sync.store.models import Deletion, FolderState, MailboxStatus, Rejected, RunRecord
-from exchange_sync.store.schema import deletions, folder_states, mailbox_statuses, rejections, runs
+from exchange_sync.store.models import Deletion, FolderState, MailboxHealth, MailboxStatus, Rejected, RunRecord
+from exchange_sync.store.schema import deletions, folder_states, mailbox_health, mailbox_statuses, rejections, runs
 
 
 def upsert_folder_state(conn: Connection, state: FolderState) -> None:
@@ -152,3 +152,70 @@ def mailbox_statuses_of(conn: Connection, integration: str) -> list[MailboxStatu
         .order_by(mailbox_statuses.c.mailbox)
     )
     return [MailboxStatus.model_validate(dict(row._mapping)) for row in rows]
+
+
+def _health(row: Any) -> MailboxHealth:
+    values = dict(row._mapping)
+    values["disabled"] = bool(values["disabled"])
+    return MailboxHealth.model_validate(values)
+
+
+def get_mailbox_health(conn: Connection, integration: str, mailbox: str) -> MailboxHealth | None:
+    row = conn.execute(
+        select(mailbox_health).where(mailbox_health.c.integration == integration, mailbox_health.c.mailbox == mailbox)
+    ).first()
+    return _health(row) if row else None
+
+
+def put_mailbox_health(conn: Connection, health: MailboxHealth) -> None:
+    values = health.model_dump()
+    values["disabled"] = int(health.disabled)
+    statement = dialect_insert(conn, mailbox_health).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["integration", "mailbox"],
+        set_={key: statement.excluded[key] for key in values if key not in ("integration", "mailbox")},
+    )
+    conn.execute(statement)
+
+
+def record_mailbox_outcome(
+    conn: Connection, integration: str, mailbox: str, failure_reason: str | None, disable_after: int
+) -> MailboxHealth:
+    """One run's outcome for a mailbox: ``failure_reason`` None = it synced.
+
+    The streak counts runs that failed for the *same* reason: a different reason starts a new
+    streak at 1 (a flapping server must not add up to disabling a mailbox that is merely unlucky),
+    a success resets it. Reaching ``disable_after`` (> 0) disables the mailbox with that reason.
+    Read and write happen in the caller's one write transaction, so concurrent runs cannot lose a count.
+    """
+    now = datetime.now(timezone.utc)
+    current = get_mailbox_health(conn, integration, mailbox) or MailboxHealth(integration=integration, mailbox=mailbox)
+    if failure_reason is None:
+        streak, reason = 0, None
+    elif current.failure_reason == failure_reason:
+        streak, reason = current.consecutive_failures + 1, failure_reason
+    else:
+        streak, reason = 1, failure_reason
+    updated = current.model_copy(update={"failure_reason": reason, "consecutive_failures": streak, "updated_at": now})
+    if not current.disabled and reason is not None and disable_after > 0 and streak >= disable_after:
+        updated = updated.model_copy(update={
+            "disabled": True,
+            "disabled_reason": f"{reason}: failed {streak} runs in a row",
+            "disabled_at": now,
+        })
+    put_mailbox_health(conn, updated)
+    return updated
+
+
+def set_mailbox_enabled(conn: Connection, integration: str, mailbox: str) -> MailboxHealth:
+    """Re-enable a mailbox: clears the disabled flag and the failure streak."""
+    health = MailboxHealth(integration=integration, mailbox=mailbox, updated_at=datetime.now(timezone.utc))
+    put_mailbox_health(conn, health)
+    return health
+
+
+def list_mailbox_health(conn: Connection, integration: str) -> list[MailboxHealth]:
+    rows = conn.execute(
+        select(mailbox_health).where(mailbox_health.c.integration == integration).order_by(mailbox_health.c.mailbox)
+    )
+    return [_health(row) for row in rows]

@@ -1,0 +1,77 @@
+"""The per-Exchange-server slot a flow holds while one mailbox talks to Exchange.
+
+EWS throttling budgets are per service account and server, and several integrations (and shards of
+one) may share a server: a Prefect *global* concurrency limit named after the server
+(``EwsConnection.server_key``) caps how many mailboxes sync against it at once, across all runs.
+
+Scope: one slot per mailbox sync, not per flow run. A run-wide slot would let one long backfill
+starve every other integration's 5-minute poll on the same server; per mailbox, a run only holds
+the server while it actually talks to it, and other runs interleave mailbox by mailbox.
+
+Strictness: Prefect silently skips an unknown limit name when ``strict=False`` (no limit at all).
+Under a deployment the limit is created by ``exchange-sync deploy``, so a missing one is a setup
+error and fails the mailbox loudly (``strict=True``). A plain ``exchange-sync run`` honours the limit
+when it exists (strictly) and runs unlimited otherwise (a laptop or CI has no deploy step).
+``EXCHANGE_SYNC_SERVER_LIMIT=1`` requires the limit everywhere, ``=0`` never takes a slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+log = logging.getLogger("exchange_sync.deploy")
+
+# Set to "1" to require the limit outside deployments too, "0" to never acquire one.
+STRICT_ENV = "EXCHANGE_SYNC_SERVER_LIMIT"
+
+
+def running_under_deployment() -> bool:
+    from prefect.runtime import deployment
+
+    try:
+        return deployment.id is not None
+    except Exception:  # noqa: BLE001 - no run context: not a deployment
+        return False
+
+
+def _limit_exists(name: str) -> bool:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return True
+        except ObjectNotFound:
+            return False
+
+
+def slot_mode(server_key: str | None = None) -> str:
+    """``strict`` (the limit must exist) or ``off``, decided once per flow run.
+
+    Outside a deployment the limit is used when it exists (checked here once, instead of Prefect
+    warning "do not exist - skipping acquisition" for every mailbox)."""
+    forced = os.environ.get(STRICT_ENV)
+    if forced == "0":
+        return "off"
+    if forced == "1" or running_under_deployment():
+        return "strict"
+    if server_key is not None and _limit_exists(server_key):
+        return "strict"
+    return "off"
+
+
+@contextlib.contextmanager
+def server_slot(server_key: str, mode: str | None = None) -> Iterator[None]:
+    """Hold one slot of the server's global concurrency limit for the duration of the block."""
+    mode = mode or slot_mode(server_key)
+    if mode == "off":
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(server_key, occupy=1, strict=(mode == "strict")):
+        yield

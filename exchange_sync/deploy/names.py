@@ -1,0 +1,33 @@
+"""Names of deployments, concurrency limits and idempotency keys (one place, used by all)."""
+
+from __future__ import annotations
+
+import hashlib
+
+FLOW_NAME = "exchange-sync"
+BACKFILL_SUFFIX = "-backfill"
+SHARD_INFIX = "-shard-"
+INTEGRATION_TAG_PREFIX = "integration:"
+
+
+def deployment_name(integration: str, shard: int | None = None, shards: int = 1) -> str:
+    if shard is None or shards <= 1:
+        return integration
+    return f"{integration}{SHARD_INFIX}{shard + 1}-of-{shards}"
+
+
+def backfill_deployment_name(integration: str) -> str:
+    return f"{integration}{BACKFILL_SUFFIX}"
+
+
+def full_name(deployment: str) -> str:
+    return f"{FLOW_NAME}/{deployment}"
+
+
+def integration_tag(integration: str) -> str:
+    return f"{INTEGRATION_TAG_PREFIX}{integration}"
+
+
+def shard_of(email: str, shards: int) -> int:
+    """Stable shard of a mailbox: a hash of the address, so adding a mailbox never moves the others."""
+    return int(hashlib.sha256(email.lower().encode()).hexdigest(), 16) % shards

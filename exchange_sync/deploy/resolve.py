@@ -1,0 +1,66 @@
+"""CLI arguments that are ``NAME|CONFIG``: a configuration file, or an integration name.
+
+A name is looked up in ``./deployments/*.yaml`` first (the project the operator stands in), then
+in the Prefect server's deployment ``exchange-sync/<name>`` (its ``config`` parameter, which may
+have been edited in the UI). In that case the process moves to the deployment's working directory,
+so that relative paths in the configuration (SQLite files, staging) mean what they mean for runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from exchange_sync.config import ConfigError, IntegrationConfig, load_config, parse_config
+from exchange_sync.deploy.names import FLOW_NAME
+
+
+def is_config_path(arg: str) -> bool:
+    return Path(arg).is_file()
+
+
+def from_project(name: str, project: Path) -> IntegrationConfig | None:
+    for path in sorted((project / "deployments").glob("*.y*ml")):
+        try:
+            cfg = load_config(path)
+        except ConfigError:
+            continue
+        if cfg.name == name:
+            return cfg
+    return None
+
+
+def from_server(name: str) -> IntegrationConfig | None:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            dep = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+        except ObjectNotFound:
+            return None
+    cfg = parse_config((dep.parameters or {}).get("config"))
+    for step in dep.pull_steps or []:
+        target = (step.get("prefect.deployments.steps.set_working_directory") or {}).get("directory")
+        if target and Path(target).is_dir():
+            os.chdir(target)
+    return cfg
+
+
+def resolve(arg: str, project: Path | None = None) -> IntegrationConfig:
+    """Raises ``ConfigError`` with a message for the user when nothing matches."""
+    if is_config_path(arg):
+        return load_config(arg)
+    cfg = from_project(arg, project or Path.cwd())
+    if cfg is None:
+        try:
+            cfg = from_server(arg)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no server reachable: say what was tried
+            raise ConfigError(f"{arg!r} is not a file, not an integration in ./deployments, and the Prefect "
+                              f"server could not be asked ({type(exc).__name__})") from None
+    if cfg is None:
+        raise ConfigError(f"{arg!r} is neither a configuration file nor a known integration name "
+                          f"(./deployments/*.yaml or deployment {FLOW_NAME}/{arg})")
+    return cfg

@@ -1,0 +1,245 @@
+"""Integrations as Prefect deployments, end to end: `exchange-sync deploy` against a real Prefect
+server, flow runs executed by a real process worker against the EWS test server (HTTPS + NTLM),
+the per-server concurrency limit, backfills, pausing on bad credentials, stop/start across
+redeploys, and no secret readable through the Prefect API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from .conftest import cli, integration_config, save_secret, wait_final, write_project
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory, ews, password, pool_name, worker_factory):
+    root = tmp_path_factory.mktemp("project")
+    data = tmp_path_factory.mktemp("data")
+    good, bad = f"exsync-pw-{pool_name}", f"exsync-wrong-{pool_name}"
+    wrong_password = password + "-wrong"
+    save_secret(good, password)
+    save_secret(bad, wrong_password)
+    configs = {
+        "alpha": integration_config("alpha", ews, data, ["a1@example.com", "a2@example.com"], good,
+                                    concurrency={"mailboxes": 2}),
+        "beta": integration_config("beta", ews, data, ["b1@example.com", "b2@example.com"], good,
+                                   concurrency={"mailboxes": 2}),
+        "gamma": integration_config("gamma", ews, data, ["g1@example.com"], bad),
+    }
+    # A yearly cron: no scheduled run interferes with the runs the tests trigger.
+    write_project(root, list(configs.values()), {"work_pool": pool_name, "cron": "0 0 1 1 *"})
+    code, out = cli("deploy", "--project", str(root), "--server-limit", "1")
+    assert code == 0, out
+    worker_factory(pool_name)
+    return SimpleNamespace(root=root, data=data, configs=configs, password=password,
+                           wrong_password=wrong_password, out=out, pool=pool_name)
+
+
+def _client():
+    from prefect import get_client
+
+    return get_client(sync_client=True)
+
+
+def _deployment(name: str):
+    with _client() as client:
+        return client.read_deployment_by_name(f"exchange-sync/{name}")
+
+
+def _run(name: str, **kw):
+    from prefect.deployments import run_deployment
+
+    return run_deployment(f"exchange-sync/{name}", timeout=0, **kw)
+
+
+def test_deploy_registers_deployments_pool_and_server_limit(deployed, ews, pool_name):
+    from exchange_sync.config import parse_config
+
+    with _client() as client:
+        pool = client.read_work_pool(pool_name)
+        assert pool.type == "process"
+        server_key = parse_config(deployed.configs["alpha"]).connection.server_key
+        limit = client.read_global_concurrency_limit_by_name(server_key)
+        assert limit.limit == 1 and limit.active
+    alpha = _deployment("alpha")
+    assert alpha.work_pool_name == pool_name
+    assert alpha.global_concurrency_limit.limit == 1
+    assert alpha.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    assert [s.schedule.cron for s in alpha.schedules] == ["0 0 1 1 *"]
+    assert alpha.entrypoint == "flows.sync_integration:sync_integration"
+    assert "integration:alpha" in alpha.tags and not alpha.paused
+    # The deployment's config parameter is the file's configuration, secret reference included.
+    assert parse_config(alpha.parameters["config"]) == parse_config(deployed.configs["alpha"])
+    assert alpha.parameters["config"]["connection"]["password"] == {"secret_block": f"exsync-pw-{pool_name}"}
+    backfill = _deployment("alpha-backfill")
+    assert backfill.schedules == [] and backfill.concurrency_options.collision_strategy.value == "ENQUEUE"
+    assert backfill.parameters["mode"] == "backfill"
+    # prefect.yaml lists the same deployments (what `prefect deploy --all` would register).
+    doc = yaml.safe_load((deployed.root / "prefect.yaml").read_text())
+    names = [d["name"] for d in doc["deployments"]]
+    assert names == ["alpha", "alpha-backfill", "beta", "beta-backfill", "gamma", "gamma-backfill"]
+    assert doc["deployments"][0]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert doc["definitions"]["exchange_sync"]["work_pool"] == pool_name
+
+
+def _mailbox_blocks(entries: list[dict]) -> list[str]:
+    """The sequence of mailboxes in the server's log order, consecutive repeats collapsed."""
+    blocks: list[str] = []
+    for e in entries:
+        mb = e.get("mailbox")
+        if mb and (not blocks or blocks[-1] != mb):
+            blocks.append(mb)
+    return blocks
+
+
+def test_runs_through_worker_one_mailbox_at_a_time_per_server(deployed, ews):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from exchange_sync.config import parse_config
+    from exchange_sync.store import SqlStore
+
+    mark = ews.last_seq()
+    runs = [_run("alpha"), _run("beta")]
+    final = wait_final([r.id for r in runs])
+    for run in final.values():
+        assert run.state.is_completed(), (run.name, run.state.message)
+    names = sorted(r.name for r in final.values())
+    assert names[0].startswith("sync-alpha-") and names[1].startswith("sync-beta-"), names
+    # The server limit (1 slot) let one mailbox talk to Exchange at a time, across both runs.
+    entries = [e for e in ews.log(mark) if e.get("mailbox")]
+    blocks = _mailbox_blocks(entries)
+    assert sorted(blocks) == ["a1@example.com", "a2@example.com", "b1@example.com", "b2@example.com"], blocks
+    # Every mail synced, and the run's table artifact says what the store holds.
+    with _client() as client:
+        for run in final.values():
+            name = "alpha" if run.name.startswith("sync-alpha-") else "beta"
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+            kinds = {a.type for a in arts}
+            assert {"table", "markdown", "progress"} <= kinds, kinds
+            table = next(a for a in arts if a.type == "table")
+            rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+            assert sum(r["items"] for r in rows) >= 24  # 12 generated messages per mailbox (+ threads)
+            store = SqlStore(deployed.configs[name]["destination"]["url"])
+            stored = store.count_comments(parse_config(deployed.configs[name]).destination.source_key)
+            assert stored > 0 and sum(r["new"] for r in rows) == stored
+            markdown = next(a for a in arts if a.type == "markdown")
+            assert f"run of `{name}`" in markdown.data
+
+
+def test_backfill_submission_is_chunked_tagged_and_idempotent(deployed):
+    args = ("backfill", "alpha", "--start", "2023-12-15", "--end", "2024-02-01", "--mailbox", "a1@example.com",
+            "--json")
+    code, out = cli(*args)
+    assert code == 0, out
+    first = json.loads(out)
+    assert [(r["start"][:10], r["end"][:10]) for r in first] == [("2023-12-15", "2024-01-15"),
+                                                                 ("2024-01-15", "2024-02-01")]
+    code, out = cli(*args)
+    assert code == 0, out
+    again = json.loads(out)
+    assert [r["flow_run_id"] for r in again] == [r["flow_run_id"] for r in first]
+    final = wait_final([r["flow_run_id"] for r in first])
+    ordered = sorted(final.values(), key=lambda r: r.parameters["start"])
+    for run in ordered:
+        assert run.state.is_completed(), (run.name, run.state.message)
+        assert run.name.startswith("backfill-alpha-"), run.name
+        assert "backfill" in run.tags
+        assert run.parameters["mode"] == "backfill" and run.parameters["mailboxes"] == ["a1@example.com"]
+    from exchange_sync.store import SqlStore
+
+    history = SqlStore(deployed.configs["alpha"]["state"]["url"]).list_runs("alpha")
+    items = sorted(r.summary["items"] for r in history if r.mode == "backfill")
+    synced = next(r for r in history if r.mode == "incremental").summary["mailboxes"]
+    a1_items = next(m["items"] for m in synced if m["mailbox"] == "a1@example.com")
+    # The generated mail is from the first days of 2024: all of a1's in the first chunk, none in the second.
+    assert items == [0, a1_items] and a1_items > 0, (items, a1_items)
+
+
+def test_bad_credentials_fail_the_run_and_pause_the_integration(deployed):
+    run = _run("gamma")
+    final = wait_final([run.id])[run.id]
+    assert final.state.is_failed()
+    assert _deployment("gamma").paused and _deployment("gamma-backfill").paused
+    assert not _deployment("alpha").paused
+    from exchange_sync.store import SqlStore
+
+    summary = SqlStore(deployed.configs["gamma"]["state"]["url"]).list_runs("gamma", limit=1)[0].summary
+    assert any("paused" in n for n in summary["notes"]), summary
+    assert summary["mailboxes"][0]["reason"] == "invalid_exchange_credentials"
+
+
+def test_stop_survives_redeploy_and_start_resumes(deployed):
+    code, out = cli("stop", "alpha")
+    assert code == 0, out
+    assert _deployment("alpha").paused and _deployment("alpha-backfill").paused
+    code, out = cli("deploy", "--project", str(deployed.root))
+    assert code == 0, out
+    assert "kept paused" in out
+    assert _deployment("alpha").paused, "a redeploy restarted a stopped integration"
+    assert not _deployment("beta").paused
+    code, out = cli("start", "alpha")
+    assert code == 0, out
+    assert not _deployment("alpha").paused and not _deployment("alpha-backfill").paused
+    code, out = cli("stop", "no-such-integration")
+    assert code == 2 and "no deployment" in out
+
+
+def test_no_secret_is_readable_through_the_prefect_api(deployed):
+    """After the runs above (including the failed credentials run), scan what the API serves."""
+    from prefect.client.schemas.filters import LogFilter
+
+    dumps: list[str] = []
+
+    def every(read, **kw) -> list:
+        out, offset = [], 0
+        while True:  # the API serves at most 200 per request
+            page = read(limit=200, offset=offset, **kw)
+            out += page
+            if len(page) < 200:
+                return out
+            offset += 200
+
+    with _client() as client:
+        for read, kw in ((client.read_flow_runs, {}), (client.read_task_runs, {}), (client.read_artifacts, {}),
+                         (client.read_deployments, {}), (client.read_logs, {"log_filter": LogFilter()})):
+            dumps += [item.model_dump_json() for item in every(read, **kw)]
+        dumps += [v.model_dump_json() for v in client.read_variables(limit=200)]
+    text = "\n".join(dumps)
+    assert "sync-alpha-" in text and "invalid_exchange_credentials" in text  # the scan saw the runs and logs
+    assert deployed.password not in text
+    assert deployed.wrong_password.split("-wrong")[0] not in text
+
+
+def test_prefect_deploy_all_registers_what_exchange_sync_deploy_writes(tmp_path, pool_name, prefect_api):
+    """`prefect deploy --all` on the generated prefect.yaml gives the same deployment (compatibility)."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = {"name": "delta", "connection": {"server_url": "https://mail.delta.example/EWS/Exchange.asmx",
+                                           "username": "svc", "password": {"env": "DELTA_PW"},
+                                           "access_type": "delegate"},
+           "mailboxes": [{"email": "x@delta.example"}]}
+    root = write_project(tmp_path, [cfg], {"work_pool": pool_name + "-idle", "interval_s": 600})
+    code, out = cli("deploy", "--project", str(root))
+    assert code == 0, out
+    ours = _deployment("delta")
+    with _client() as client:
+        client.delete_deployment(ours.id)
+    proc = subprocess.run([str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy", "--all"],
+                          cwd=root, env={**os.environ, "PREFECT_API_URL": prefect_api},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    theirs = _deployment("delta")
+    assert theirs.parameters == ours.parameters
+    assert theirs.entrypoint == ours.entrypoint
+    assert theirs.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    assert [s.schedule.interval.total_seconds() for s in theirs.schedules] == [600]
+    assert theirs.work_pool_name == pool_name + "-idle"
