@@ -21,6 +21,8 @@ import requests
 from exchangelib.errors import MalformedResponseError, SOAPError
 from exchangelib.util import SOAPNS, ParseError, to_xml
 
+from .xmlguard import check_response
+
 
 def buffered_body(response: Any) -> bytes | None:
     """The fully downloaded body, or None when the response is (still) a stream."""
@@ -43,6 +45,7 @@ class FastParseMixin:
         body_bytes = buffered_body(response)
         if body_bytes is None:
             return super()._get_soap_parts(response=response)  # type: ignore[misc]
+        check_response(body_bytes)  # no DTD, no entities (xmlguard.py)
         # Same as EWSService._get_soap_parts, with the bytes instead of a 1-byte iterator.
         try:
             root = to_xml(body_bytes)
