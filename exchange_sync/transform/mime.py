@@ -135,8 +135,7 @@ def restore_elided(part: MimeMessage, data: bytes) -> bytes:
     return elided.restore(data) if elided is not None else data
 
 
-def parse_bytes(raw: bytes, *, elide_min_run: int = ELIDE_MIN_RUN_BYTES,
-                elide_min_message: int = ELIDE_MIN_MESSAGE_BYTES) -> MimeMessage:
+def parse_bytes(raw: bytes) -> MimeMessage:
     """compat32 parse, after two repairs the parser does not make itself:
 
     - leading blank lines would make it see no headers at all;
@@ -152,7 +151,7 @@ def parse_bytes(raw: bytes, *, elide_min_run: int = ELIDE_MIN_RUN_BYTES,
     head_end = end.start() if end else len(raw)
     if _OBS_COLON_RE.search(raw, 0, head_end):
         raw = _OBS_COLON_RE.sub(rb"\1:", raw[:head_end]) + raw[head_end:]
-    elided = Elided(raw, head_end, elide_min_run) if len(raw) >= elide_min_message else None
+    elided = Elided(raw, head_end, ELIDE_MIN_RUN_BYTES) if len(raw) >= ELIDE_MIN_MESSAGE_BYTES else None
     if elided is None or not elided.chunks:
         return message_from_bytes(raw, policy=compat32)
     message = message_from_bytes(elided.text, policy=compat32)
