@@ -41,6 +41,9 @@ from tasks.pipeline import PrefectSteps
 Mode = Literal["incremental", "backfill"]
 
 
+SERVER_LIMIT_MISSING = "server_limit_missing"
+
+
 class CredentialsError(RuntimeError):
     """``invalid_exchange_credentials``: the whole integration stops, whatever the mailbox."""
 
@@ -109,7 +112,7 @@ def _task_runner(config: IntegrationConfig, workers: int):
 def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) -> None:
     """Feed each tried mailbox's outcome into its failure streak; disable at the threshold."""
     for result in report.mailboxes:
-        if result.status == "disabled" or result.reason == "invalid_exchange_credentials":
+        if result.status == "disabled" or result.reason in ("invalid_exchange_credentials", SERVER_LIMIT_MISSING):
             continue  # not tried / an integration-wide problem, handled by pausing
         failure = None if result.status == "ok" else (result.reason or "unexpected_error")
         before = result.status
@@ -173,6 +176,11 @@ def sync_integration(
                     if isinstance(exc, InvalidCredentials):
                         credentials_error = exc
                         result = MailboxReport(mailbox=email, status="failed", reason=exc.reason, error=str(exc))
+                    elif type(exc).__name__ == "ConcurrencySlotAcquisitionError":  # a private class in 3.9.1
+                        # A deployment without its server limit: a setup error of the integration,
+                        # not of this mailbox (never counted towards disabling it).
+                        result = MailboxReport(mailbox=email, status="failed", reason=SERVER_LIMIT_MISSING,
+                                               error=f"{type(exc).__name__}: {exc} (run `exchange-sync deploy`)")
                     else:
                         result = MailboxReport(mailbox=email, status="failed", reason="unexpected_error",
                                                error=f"{type(exc).__name__}: {exc}")

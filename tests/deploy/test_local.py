@@ -112,7 +112,12 @@ def test_a_required_server_limit_that_does_not_exist_fails_the_mailbox(prefect_a
     data = local_config(ews, tmp_path, ["ok@example.com"], name="strict-" + secrets.token_hex(4))
     summary, code = run(data)
     assert code == 1
-    assert "ConcurrencySlotAcquisitionError" in summary["mailboxes"][0]["errors"]
+    mailbox = summary["mailboxes"][0]
+    assert mailbox["reason"] == "server_limit_missing" and "ConcurrencySlotAcquisitionError" in mailbox["errors"]
+    # A setup error of the integration does not count towards disabling the mailbox.
+    from exchange_sync.store import SqlStore
+
+    assert SqlStore(data["state"]["url"]).mailbox_health(data["name"]) == []
 
 
 def test_daily_trend_and_chart():
