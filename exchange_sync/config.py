@@ -327,6 +327,12 @@ class IntegrationConfig(_Model):
     batch_size: int = Field(default=512, ge=1, le=512, description="SyncFolderItems MaxChangesReturned")
     fetch_chunk_size: int = Field(default=64, ge=1, le=512, description="items per GetItem request")
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
+    # Performance (docs/performance.md). Folder lists are cached in the checkpoint database and
+    # rediscovered after this many minutes (0 = every run), or at once when a cached folder is gone.
+    folder_refresh_minutes: float = Field(default=60, ge=0, le=7 * 24 * 60)
+    # Processes that transform staged pages while the mailbox threads extract and load the next
+    # ones; 0 transforms in the mailbox's own thread. None = automatic (CPUs - 1, at most 4; 0 below 4 CPUs).
+    transform_workers: int | None = Field(default=None, ge=0, le=64)
     task_runner: TaskRunnerConfig = TaskRunnerConfig()
     # A mailbox that fails for the same reason this many runs in a row is disabled (skipped by
     # later runs until `exchange-sync enable`); 0 never disables. Credentials errors are not

@@ -6,8 +6,12 @@ The loop is plain Python over a ``Steps`` object, so the same code runs with pla
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -19,6 +23,11 @@ from exchange_sync.pipeline.steps import ExtractedPage, FolderRef, LoadResult, T
 from exchange_sync.store import SyncCounts
 
 log = logging.getLogger("exchange_sync.pipeline")
+
+# Pages extracted (and transformed) ahead of the one being loaded, per folder. 2 keeps two transform
+# workers busy while the next page is fetched; each page in flight is a staged file, not memory.
+PREFETCH_PAGES = 2
+_UNSET = object()
 
 Mode = Literal["incremental", "backfill"]
 
@@ -98,8 +107,10 @@ def _add(report: MailboxReport, folder_report: FolderReport, page: ExtractedPage
     folder_report.deletes += len(page.deletes)
 
 
-def _load_page(rt: Runtime, steps: Steps, mailbox: str, ref: FolderRef, page: ExtractedPage, *, commit_state: bool):
-    batch = steps.transform_batch(rt, page.staged_path) if page.staged_path else None
+def _load_page(rt: Runtime, steps: Steps, mailbox: str, ref: FolderRef, page: ExtractedPage, *, commit_state: bool,
+               batch: TransformedBatch | None | object = _UNSET):
+    if batch is _UNSET:
+        batch = steps.transform_batch(rt, page.staged_path) if page.staged_path else None
     return steps.load_batch(
         rt,
         mailbox,
@@ -112,6 +123,86 @@ def _load_page(rt: Runtime, steps: Steps, mailbox: str, ref: FolderRef, page: Ex
     )
 
 
+class _Prepared:
+    """A page extracted in the background and the future of its transform."""
+
+    __slots__ = ("page", "batch", "error")
+
+    def __init__(self, page: ExtractedPage | None = None, batch: Future | None = None,
+                 error: BaseException | None = None) -> None:
+        self.page, self.batch, self.error = page, batch, error
+
+
+class _PagePipeline:
+    """Extract -> transform -> load of one folder's pages, overlapped, loaded strictly in order.
+
+    One thread extracts pages one after the other (each SyncFolderItems needs the state the previous
+    page returned) and at most ``depth`` pages ahead of the load; each staged page is handed to a
+    transform thread (which waits on the run's transform process pool) as soon as it is staged. The
+    calling thread loads the pages in extraction order; the load of page N commits page N's sync state
+    (in the same transaction as its comments for the embedded store) and nothing else commits a
+    state, so a crash anywhere leaves the watermark at the last *loaded* page: pages extracted or
+    transformed ahead are extracted again by the next run (their staged files are orphans).
+    """
+
+    def __init__(self, rt: Runtime, steps: Steps, mailbox: MailboxConfig, folder, state: str | None, depth: int) -> None:
+        self.rt, self.steps, self.mailbox, self.folder = rt, steps, mailbox, folder
+        self.depth = max(1, depth)
+        self.queue: queue.Queue[_Prepared] = queue.Queue()
+        self.slots = threading.Semaphore(self.depth)
+        self.stopping = threading.Event()
+        self.transforms = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="transform")
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._extract_all, state),
+                                       name=f"extract-{mailbox.email}", daemon=True)
+        self.thread.start()
+
+    def _extract_all(self, state: str | None) -> None:
+        try:
+            while not self.stopping.is_set():
+                self.slots.acquire()
+                if self.stopping.is_set():
+                    return
+                page = self.steps.extract_page(self.rt, self.mailbox.email, self.folder, state,
+                                               self.mailbox.start_timestamp)
+                if not page.last_page and _no_progress(page, state):
+                    page.last_page = True
+                batch = None
+                if page.staged_path:
+                    batch = self.transforms.submit(contextvars.copy_context().run, self.steps.transform_batch,
+                                                   self.rt, page.staged_path)
+                self.queue.put(_Prepared(page, batch))
+                if page.last_page:
+                    return
+                state = page.sync_state
+        except BaseException as exc:  # noqa: BLE001 - handed to the loading thread, raised there
+            self.queue.put(_Prepared(error=exc))
+
+    def __iter__(self) -> Iterator[tuple[ExtractedPage, TransformedBatch | None]]:
+        while True:
+            item = self.queue.get()
+            if item.error is not None:
+                raise item.error
+            assert item.page is not None
+            batch = item.batch.result() if item.batch is not None else None
+            yield item.page, batch
+            self.slots.release()
+            if item.page.last_page:
+                return
+
+    def close(self) -> None:
+        """Stop extracting ahead and wait for the background work (nothing of it is committed)."""
+        self.stopping.set()
+        self.slots.release()
+        self.thread.join()
+        self.transforms.shutdown(wait=True)
+
+
+def _no_progress(page: ExtractedPage, state: str | None) -> bool:
+    # A server that neither advances the state nor ends the range would loop us forever.
+    return page.sync_state == state and not page.items and not page.deletes and not page.skipped_before_start \
+        and not page.missing
+
+
 def sync_folder_incremental(
     rt: Runtime, steps: Steps, mailbox: MailboxConfig, folder, report: MailboxReport, progress: ProgressFn | None
 ) -> FolderReport:
@@ -121,9 +212,17 @@ def sync_folder_incremental(
     folder_report = FolderReport(path=folder.path)
     saved = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox.email, folder.folder_id)
     state = saved.sync_state if saved else None
+    depth = getattr(rt.config, "prefetch_pages", PREFETCH_PAGES)
     while True:
+        pipeline = _PagePipeline(rt, steps, mailbox, folder, state, depth)
         try:
-            page = steps.extract_page(rt, mailbox.email, folder, state, mailbox.start_timestamp)
+            for page, batch in pipeline:
+                result = _load_page(rt, steps, mailbox.email, ref, page, commit_state=True, batch=batch)
+                _add(report, folder_report, page, result)
+                if progress:
+                    progress(mailbox.email, page.items)
+                state = page.sync_state
+            return folder_report
         except InvalidSyncState:
             if state is None:
                 raise
@@ -133,14 +232,8 @@ def sync_folder_incremental(
             log.warning("sync state of %s/%s rejected by the server; resyncing the folder", mailbox.email, folder.path)
             folder_report.resynced = True
             state = None
-            continue
-        result = _load_page(rt, steps, mailbox.email, ref, page, commit_state=True)
-        _add(report, folder_report, page, result)
-        if progress:
-            progress(mailbox.email, page.items)
-        state = page.sync_state
-        if page.last_page:
-            return folder_report
+        finally:
+            pipeline.close()
 
 
 def sync_folder_backfill(
@@ -179,18 +272,42 @@ def sync_mailbox(
     progress: ProgressFn | None = None,
 ) -> MailboxReport:
     """Sync one mailbox. Mailbox-level failures are reported, not raised; bad credentials raise."""
-    from exchange_sync.source import InvalidCredentials, MailboxAccessDenied, MailboxNotFound, SourceError
+    from exchange_sync.source import FolderNotFound, InvalidCredentials, MailboxAccessDenied, MailboxNotFound, SourceError
+    from exchange_sync.source.folders import select_mail_folders
 
     steps = steps or PlainSteps()
     report = MailboxReport(mailbox=mailbox.email)
     try:
         session = rt.source.open_mailbox(mailbox.email)
-        folders = session.mail_folders(mailbox.folder_allowlist, mailbox.folder_denylist)
-        for folder in folders:
-            if mode == "incremental":
-                report.folders.append(sync_folder_incremental(rt, steps, mailbox, folder, report, progress))
-            else:
-                report.folders.append(sync_folder_backfill(rt, steps, mailbox, folder, report, start, end, progress))
+        cache = rt.folder_cache
+        every, cached = cache.folders(session)
+        todo = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
+        done: set[str] = set()
+        while todo:
+            folder = todo.pop(0)
+            try:
+                if mode == "incremental":
+                    folder_report = sync_folder_incremental(rt, steps, mailbox, folder, report, progress)
+                else:
+                    folder_report = sync_folder_backfill(rt, steps, mailbox, folder, report, start, end, progress)
+            except FolderNotFound:
+                # Deleted (or moved out of reach) since the folder list was made: rediscover, then go on
+                # with the folders of the fresh list not synced yet. Gone from the fresh list = skipped;
+                # still listed = a real error.
+                every = cache.discover(session)
+                if cached is False and any(f.folder_id == folder.folder_id for f in every):
+                    raise
+                cached = False
+                if any(f.folder_id == folder.folder_id for f in every):
+                    todo = [folder]
+                else:
+                    log.info("folder %s of %s no longer exists; skipped", folder.path, mailbox.email)
+                    todo = []
+                fresh = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
+                todo += [f for f in fresh if f.folder_id not in done and f.folder_id != folder.folder_id]
+                continue
+            done.add(folder.folder_id)
+            report.folders.append(folder_report)
     except InvalidCredentials:
         raise
     except (MailboxNotFound, MailboxAccessDenied) as exc:

@@ -107,10 +107,19 @@ def comments_path_for(staged_path: str) -> str:
 
 
 def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
-    """Staged Parquet -> comments (written next to the batch as Parquet of API JSON) + rejections."""
+    """Staged Parquet -> comments (written next to the batch as Parquet of API JSON) + rejections.
+
+    Runs in the run's transform pool (``pipeline.transformer``) when it has workers."""
+    batch = rt.transformer.transform(rt.staging, staged_path)
+    crashpoint("after_transform")
+    return batch
+
+
+def transform_file(staging, staged_path: str) -> TransformedBatch:
+    """The transform of one staged file; Prefect-free, Runtime-free (runs in worker processes)."""
     from exchange_sync.transform import transform_frame
 
-    frame = rt.staging.read(staged_path)
+    frame = staging.read(staged_path)
     comments, rejections = transform_frame(frame)
     rejected = [
         Rejected(
@@ -131,10 +140,9 @@ def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
             "comment": [json.dumps(c.to_api(), ensure_ascii=False) for c in comments],
         }
     )
-    fs, _ = rt.staging._fs()
+    fs, _ = staging._fs()
     with fs.open(out, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")
-    crashpoint("after_transform")
     return TransformedBatch(comments_path=out, comments=len(comments), rejections=rejected)
 
 

@@ -101,6 +101,7 @@ class EwsSource:
         *,
         max_connections: int = 4,
         fetch_chunk_size: int = 64,
+        version_hint: str | None = None,
     ) -> None:
         if max_connections < 1:
             raise SourceConfigError("max_connections must be >= 1")
@@ -131,7 +132,14 @@ class EwsSource:
             auth_type = NTLM if connection.auth == "ntlm" else BASIC
         del secret_value
 
+        # A configured exchange_version wins; else a version learnt by an earlier run (``version_hint``,
+        # see pipeline.folder_cache) saves exchangelib's ConvertId probe; else exchangelib probes once.
         self.version = _version_from_name(connection.exchange_version) if connection.exchange_version else None
+        if self.version is None and version_hint:
+            try:
+                self.version = _version_from_name(version_hint)
+            except SourceConfigError:
+                self.version = None  # a hint from another exchangelib version: probe instead
         self.retry_policy = BoundedFaultTolerance(max_wait=connection.max_backoff_s)
         self._config = Configuration(
             credentials=credentials,
@@ -161,6 +169,13 @@ class EwsSource:
             max_connections=config.concurrency.connections_per_server,
             fetch_chunk_size=config.fetch_chunk_size,
         )
+
+    def learned_version(self) -> tuple[str, str | None] | None:
+        """(api_version, build) the source knows now (configured, hinted or probed), without a request."""
+        version = self.protocol.config.version
+        if version is None or not version.api_version:
+            return None
+        return version.api_version, str(version.build) if version.build else None
 
     def open_mailbox(self, email: str) -> "MailboxSession":
         if self._closed:

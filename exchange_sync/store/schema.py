@@ -200,3 +200,28 @@ destination_ledger = Table(
     Column("synced_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("destination", "id", name="pk_exsync_destination_ledger"),
 )
+
+# Folder discovery cache (exchange_sync.pipeline.folder_cache): the full folder list of a mailbox as
+# JSON, so that a no-change poll sends no GetFolder/FindFolder. Refreshed every
+# ``folder_refresh_minutes`` or when a cached folder is gone. Additive: nothing else reads it.
+folder_lists = Table(
+    "exsync_folder_lists",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("folders", Text, nullable=False),
+    Column("refreshed_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("integration", "mailbox", name="pk_exsync_folder_lists"),
+)
+
+# What a source learnt about its server once (the EWS version exchangelib would otherwise probe with
+# a ConvertId request on every run), keyed by integration and endpoint URL.
+server_info = Table(
+    "exsync_server_info",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("endpoint", String(1024), nullable=False),
+    Column("info", Text, nullable=False),
+    Column("learned_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("integration", "endpoint", name="pk_exsync_server_info"),
+)

@@ -203,6 +203,26 @@ class SqlStore:
     def list_rejections(self, integration: str) -> list[Rejected]:
         return self._read(lambda conn: state.list_rejections(conn, integration))
 
+    # --- folder-list cache and server info (exchange_sync.pipeline.folder_cache) ---------------
+
+    def put_folder_list(self, integration: str, mailbox: str, folders_json: str, refreshed_at: datetime) -> None:
+        self._write(lambda conn: state.put_folder_list(conn, integration, mailbox, folders_json, refreshed_at))
+
+    def get_folder_list(self, integration: str, mailbox: str) -> tuple[str, datetime] | None:
+        """(folders JSON, refreshed_at) of the cached folder list, or None."""
+        return self._read(lambda conn: state.get_folder_list(conn, integration, mailbox))
+
+    def forget_folder_lists(self, integration: str, mailbox: str | None = None) -> int:
+        """Drop cached folder lists (all mailboxes of the integration when ``mailbox`` is None):
+        the next run discovers folders again."""
+        return self._write(lambda conn: state.delete_folder_lists(conn, integration, mailbox))
+
+    def put_server_info(self, integration: str, endpoint: str, info_json: str, learned_at: datetime) -> None:
+        self._write(lambda conn: state.put_server_info(conn, integration, endpoint, info_json, learned_at))
+
+    def get_server_info(self, integration: str, endpoint: str) -> tuple[str, datetime] | None:
+        return self._read(lambda conn: state.get_server_info(conn, integration, endpoint))
+
     # --- usage -------------------------------------------------------------------------------
 
     def record_usage(self, key: UsageKey, counts: SyncCounts) -> None:

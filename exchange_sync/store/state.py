@@ -219,3 +219,62 @@ def list_mailbox_health(conn: Connection, integration: str) -> list[MailboxHealt
         select(mailbox_health).where(mailbox_health.c.integration == integration).order_by(mailbox_health.c.mailbox)
     )
     return [_health(row) for row in rows]
+
+
+# --- folder-list cache and server info (see schema.folder_lists / schema.server_info) ------------
+
+def put_folder_list(conn: Connection, integration: str, mailbox: str, folders_json: str, refreshed_at: datetime) -> None:
+    from exchange_sync.store.schema import folder_lists
+
+    statement = dialect_insert(conn, folder_lists).values(
+        integration=integration, mailbox=mailbox, folders=folders_json, refreshed_at=refreshed_at
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["integration", "mailbox"],
+        set_={"folders": statement.excluded.folders, "refreshed_at": statement.excluded.refreshed_at},
+    )
+    conn.execute(statement)
+
+
+def get_folder_list(conn: Connection, integration: str, mailbox: str) -> tuple[str, datetime] | None:
+    from exchange_sync.store.schema import folder_lists
+
+    row = conn.execute(
+        select(folder_lists.c.folders, folder_lists.c.refreshed_at).where(
+            folder_lists.c.integration == integration, folder_lists.c.mailbox == mailbox
+        )
+    ).first()
+    return (row.folders, row.refreshed_at) if row else None
+
+
+def delete_folder_lists(conn: Connection, integration: str, mailbox: str | None) -> int:
+    from exchange_sync.store.schema import folder_lists
+
+    statement = folder_lists.delete().where(folder_lists.c.integration == integration)
+    if mailbox is not None:
+        statement = statement.where(folder_lists.c.mailbox == mailbox)
+    return conn.execute(statement).rowcount
+
+
+def put_server_info(conn: Connection, integration: str, endpoint: str, info_json: str, learned_at: datetime) -> None:
+    from exchange_sync.store.schema import server_info
+
+    statement = dialect_insert(conn, server_info).values(
+        integration=integration, endpoint=endpoint, info=info_json, learned_at=learned_at
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["integration", "endpoint"],
+        set_={"info": statement.excluded.info, "learned_at": statement.excluded.learned_at},
+    )
+    conn.execute(statement)
+
+
+def get_server_info(conn: Connection, integration: str, endpoint: str) -> tuple[str, datetime] | None:
+    from exchange_sync.store.schema import server_info
+
+    row = conn.execute(
+        select(server_info.c.info, server_info.c.learned_at).where(
+            server_info.c.integration == integration, server_info.c.endpoint == endpoint
+        )
+    ).first()
+    return (row.info, row.learned_at) if row else None

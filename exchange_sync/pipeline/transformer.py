@@ -1,0 +1,152 @@
+"""Where staged pages are transformed: a small process pool, or the calling thread.
+
+The transform is pure CPU (MIME parse, HTML to text, quote/signature rules, language detection):
+~1-2 ms per message, several times the cost of extracting it. In the mailbox threads it would hold
+the GIL against extraction (XML parse, base64) and loading; in worker processes it runs beside them
+on the other cores. Workers get only a staged path and write the comments file next to it (the same
+files as in-thread), so nothing but a path and the rejections crosses the process boundary.
+
+``transform_workers``: None = CPUs - 1 (at most 4) from 4 CPUs up, else 0; 0 = in the calling thread. The pool is also
+skipped inside a daemonic process (e.g. some Dask worker setups), which may not have children.
+Workers are started with ``spawn`` (a fork of a threaded process could inherit held locks) and
+warmed up at once, so their start-up overlaps the first extraction.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from exchange_sync.config import IntegrationConfig
+
+log = logging.getLogger("exchange_sync.pipeline")
+
+MAX_AUTO_WORKERS = 4
+MIN_CPUS_FOR_POOL = 4
+
+_staging = None  # per worker process
+
+
+def _init_worker(staging_url: str, parent_pid: int) -> None:
+    global _staging
+    from exchange_sync.staging import Staging
+
+    _die_with_parent(parent_pid)
+    _staging = Staging(staging_url)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker must not outlive a parent killed with SIGKILL (crash, OOM kill): it would wait on its
+    call queue forever. Linux: PR_SET_PDEATHSIG; everywhere: a watchdog thread on getppid()."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _warm_up() -> int:
+    from exchange_sync.transform import email_to_comment
+
+    email_to_comment(b"From: a@example.com\r\nSubject: warm-up\r\nMessage-ID: <w@x>\r\n\r\nhello world\r\n")
+    return os.getpid()
+
+
+def _transform_in_worker(staged_path: str):
+    from exchange_sync.pipeline.steps import transform_file
+
+    assert _staging is not None
+    return transform_file(_staging, staged_path)
+
+
+def worker_count(config: IntegrationConfig) -> int:
+    wanted = config.transform_workers
+    if wanted is None:
+        # One core stays with the mailbox threads (extraction XML parse, loading, Prefect). Below 4
+        # CPUs the pool measured slower than the in-thread transform (docs/performance.md).
+        cpus = os.cpu_count() or 1
+        wanted = 0 if cpus < MIN_CPUS_FOR_POOL else min(MAX_AUTO_WORKERS, cpus - 1)
+    if wanted > 0 and multiprocessing.current_process().daemon:
+        return 0
+    return wanted
+
+
+class Transformer:
+    def __init__(self, config: IntegrationConfig) -> None:
+        self.config = config
+        self.workers = worker_count(config)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        if self.workers:
+            self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.config.staging.url, os.getpid()),
+        )
+        for _ in range(self.workers):
+            pool.submit(_warm_up)
+        return pool
+
+    def submit(self, staging, staged_path: str) -> Future:
+        """A future of the ``TransformedBatch`` of ``staged_path``."""
+        with self._lock:
+            pool = self._pool
+        if pool is None:
+            from exchange_sync.pipeline.steps import transform_file
+
+            future: Future = Future()
+            try:
+                future.set_result(transform_file(staging, staged_path))
+            except BaseException as exc:  # noqa: BLE001 - delivered through the future
+                future.set_exception(exc)
+            return future
+        try:
+            return pool.submit(_transform_in_worker, staged_path)
+        except BrokenProcessPool:
+            return self._restart_and_submit(staged_path)
+
+    def transform(self, staging, staged_path: str):
+        future = self.submit(staging, staged_path)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            # A worker died (OOM kill, segfault in a C extension): the page is retried on a fresh
+            # pool once; the transform is deterministic and its output file is simply rewritten.
+            log.warning("transform worker died on %s; restarting the pool", staged_path)
+            return self._restart_and_submit(staged_path).result()
+
+    def _restart_and_submit(self, staged_path: str) -> Future:
+        with self._lock:
+            old, self._pool = self._pool, self._start()
+            pool = self._pool
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        return pool.submit(_transform_in_worker, staged_path)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
