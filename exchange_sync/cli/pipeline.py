@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -72,6 +74,39 @@ def _print_report(summary: dict, as_json: bool) -> None:
                   f"text changed, {t['unchanged']} unchanged, {t['units']} units")
 
 
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[None]:
+    """Items/s and ETA on stderr while a run is in progress (terminals only; logs stay clean)."""
+    from exchange_sync.pipeline import progress as run_progress
+
+    if not enabled:
+        yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.console import Console
+
+    bar = Progress(TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task = bar.add_task("sync", total=None, rate="")
+
+    class Sink:
+        def expect(self, items: int) -> None:
+            current = bar.tasks[0].total or 0
+            bar.update(task, total=current + items)
+
+        def advance(self, items: int) -> None:
+            bar.advance(task, items)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.0f} items/s" if speed else "")
+
+    run_progress.install(Sink())
+    try:
+        with bar:
+            yield
+    finally:
+        run_progress.install(None)
+
+
 def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailboxes=None) -> tuple[dict | None, int]:
     """Run the flow in this process; returns (summary, exit code). Used by run, backfill and demo."""
     from exchange_sync.prefect_env import configure_prefect_defaults
@@ -80,8 +115,9 @@ def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailbox
     from flows.sync_integration import sync_integration
     from exchange_sync.store import SqlStore
 
-    state = sync_integration(config=config, mode=mode, start=start, end=end, mailboxes=mailboxes or None,
-                             return_state=True)
+    with _progress_bar(enabled=sys.stderr.isatty()):
+        state = sync_integration(config=config, mode=mode, start=start, end=end, mailboxes=mailboxes or None,
+                                 return_state=True)
     runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
     summary = runs[0].summary if runs else None
     if state.is_completed():

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from exchange_sync.config import MailboxConfig
+from exchange_sync.pipeline import progress as run_progress
 from exchange_sync.pipeline import steps as plain_steps
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.pipeline.steps import ExtractedPage, FolderRef, LoadResult, TransformedBatch
@@ -261,6 +262,22 @@ def sync_folder_backfill(
     return folder_report
 
 
+def _report_progress(_mailbox: str, items: int) -> None:
+    run_progress.advance(items)
+
+
+def _estimate_items(rt: Runtime, mailbox: str, folders: list) -> int:
+    """Items still to sync, for a progress bar's ETA: folder sizes minus what was synced before
+    (an estimate: moves, deletes and start_timestamp make it approximate, never wrong data)."""
+    total = 0
+    for folder in folders:
+        count = getattr(folder, "total_count", None) or 0
+        if count:
+            state = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
+            total += max(count - (state.items_synced if state else 0), 0)
+    return total
+
+
 def sync_mailbox(
     rt: Runtime,
     mailbox: MailboxConfig,
@@ -276,12 +293,15 @@ def sync_mailbox(
     from exchange_sync.source.folders import select_mail_folders
 
     steps = steps or PlainSteps()
+    progress = progress or _report_progress
     report = MailboxReport(mailbox=mailbox.email)
     try:
         session = rt.source.open_mailbox(mailbox.email)
         cache = rt.folder_cache
         every, cached = cache.folders(session)
         todo = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
+        if mode == "incremental":
+            run_progress.expect(_estimate_items(rt, mailbox.email, todo))
         done: set[str] = set()
         while todo:
             folder = todo.pop(0)
