@@ -1,9 +1,9 @@
 """Secrets never leave memory, and the sync only reads.
 
 The real CLI runs the pipeline twice against the EWS test server over HTTPS with **Basic** auth (the
-password crosses the wire in every request's Authorization header, and exchangelib logs headers at
-DEBUG, which this test turns on and forwards to the Prefect API): once with a distinctive password,
-once with a distinctive wrong one. Then everything is scanned for both, in plain, Basic-auth base64,
+password crosses the wire in every request's Authorization header) with Prefect logging at DEBUG and
+the HTTP libraries' loggers forwarded to the Prefect API: once with a distinctive password, once with a
+distinctive wrong one. Then everything is scanned for both, in plain, Basic-auth base64,
 hex and URL-encoded forms: every file under the run's directory (config, SQLite state and store
 databases as bytes, staged Parquet decoded value by value since it is compressed), the CLI's
 stdout/stderr, and from the Prefect API the flow runs' parameters, logs, artifacts and task runs.
@@ -117,7 +117,8 @@ def test_no_secret_anywhere_and_only_reads(tmp_path, prefect_api):
     runs, blob = prefect_records(prefect_api, integration)
     assert len(runs) == 2, [r["name"] for r in runs]
     assert b'"level": 10' in blob or b'"level":10' in blob, "DEBUG logs reached the API (the scan has teeth)"
-    assert b"Authorization" in blob or b"exchangelib" in blob  # exchangelib's request logging was captured
+    # exchangelib's own request/header logging stays at WARNING (flows/sync_integration.py caps it) and is
+    # masked by source/redact.py if enabled: tests/source/test_units.py::test_debug_logs_are_redacted.
     for secret in (password, wrong):
         if hits := leaks(blob, secret):
             found["prefect API"] = hits
