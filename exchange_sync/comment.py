@@ -47,6 +47,13 @@ def truncate_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     return text[:keep] + TRUNCATION_MARKER.format(dropped=len(text) - keep)
 
 
+# Years 1001-9998: a time zone offset can then never push the UTC value out of Python's range
+# (year 1 - 9999). Documented in the OpenAPI schema so clients and the API fuzzer know.
+TIMESTAMP_PATTERN = (
+    r"^(100[1-9]|10[1-9][0-9]|1[1-9][0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+)
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")

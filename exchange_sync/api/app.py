@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange_sync import __version__
-from exchange_sync.comment import MAX_TEXT_CHARS, PROPERTY_NAME_PATTERN
+from exchange_sync.comment import MAX_TEXT_CHARS, PROPERTY_NAME_PATTERN, TIMESTAMP_PATTERN
 from exchange_sync.api import page, routes
 from exchange_sync.api.errors import error_response, install_error_handlers
 from exchange_sync.store import SqlStore
@@ -74,6 +74,14 @@ class BodyLimitMiddleware:
                 raise
 
 
+def _document_message_rules(components: dict[str, Any]) -> None:
+    for name, component in components.items():
+        sent_at = component.get("properties", {}).get("sent_at") if name.startswith("Message") else None
+        for option in (sent_at or {}).get("anyOf", []):
+            if option.get("format") == "date-time":
+                option["pattern"] = TIMESTAMP_PATTERN
+
+
 def _document_comment_rules(components: dict[str, Any]) -> None:
     """Rules the Comment model checks in validators, which pydantic cannot put in the schema:
     ids are lowercase hex, property keys are typed ("string:..." -> string, "number:..." ->
@@ -83,6 +91,7 @@ def _document_comment_rules(components: dict[str, Any]) -> None:
             continue
         properties = component["properties"]
         properties["id"]["pattern"] = "^[0-9a-f]+$"
+        properties["timestamp"]["pattern"] = TIMESTAMP_PATTERN
         properties["user_properties"] = {
             "type": "object",
             "title": "User Properties",
@@ -108,6 +117,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     _document_comment_rules(components)
+    _document_message_rules(components)
     schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
         "type": "http",
         "scheme": "bearer",
