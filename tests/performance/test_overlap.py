@@ -153,8 +153,10 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("crash_at", ["after_sync_page:4", "after_stage:3", "after_transform:3", "before_load:3",
-                                      "after_load:2"])
+# The points where the overlap matters (later pages transformed ahead in a worker process, an
+# earlier one not yet loaded); every crash point with the default thread transform is covered by
+# tests/reliability/test_crash.py, so the others are not repeated here (each cycle costs ~28 s).
+@pytest.mark.parametrize("crash_at", ["after_transform:3", "before_load:3"])
 def test_kill_at_a_crash_point_then_rerun_equals_a_clean_run(ews, tmp_path, crash_at):
     srv = ews(["a@example.com=generate:45", "b@example.com=generate:20"])
     common = {"batch_size": 6, "fetch_chunk_size": 4, "transform_workers": 1}
