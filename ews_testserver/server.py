@@ -15,19 +15,18 @@ import hmac
 import json
 import logging
 import secrets
-import socket
 import ssl
 import tempfile
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from . import admin, soap
+from .common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
+from .common.server import now_iso as _now
 from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
 from .faults import FaultPlan
 from .mailstore import MailStore
@@ -57,32 +56,16 @@ class ServerConfig:
     admin_token: str | None = None
 
 
-class ServerState:
+class ServerState(RequestLog):
     def __init__(self, config: ServerConfig) -> None:
+        super().__init__()
         self.config = config
         self.store = MailStore()
         self.accounts = AccountRegistry()
         self.faults = FaultPlan()
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
-        self._log: list[dict[str, Any]] = []
-        self._log_lock = threading.Lock()
-        self._log_seq = 0
         self._inflight = 0
         self._inflight_lock = threading.Lock()
-
-    def record(self, entry: dict[str, Any]) -> None:
-        with self._log_lock:
-            self._log_seq += 1
-            entry["seq"] = self._log_seq
-            self._log.append(entry)
-
-    def log_since(self, since: int) -> list[dict[str, Any]]:
-        with self._log_lock:
-            return [e for e in self._log if e["seq"] > since]
-
-    def clear_log(self) -> None:
-        with self._log_lock:
-            self._log.clear()
 
     def enter(self) -> int:
         with self._inflight_lock:
@@ -100,82 +83,22 @@ class ServerState:
             self._inflight -= 1
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class EwsHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class EwsHandler(BaseHandler):
     server_version = "Microsoft-IIS/10.0"
-    sys_version = ""
+    logger = log
+    chunked_requests = True
     state: ServerState  # set on the subclass made per server
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body go out in one write (see _send); NODELAY on top so no response waits
-        # for a delayed ACK (40 ms per request otherwise).
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
         self.ntlm: NtlmAcceptor | None = None
         self.conn_account: Account | None = None  # NTLM: authenticated for this connection
         self.conn_generation = 0
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)
-
-    # -- plumbing ---------------------------------------------------------------------------
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(length) if length else b""
-
-    def _send(self, status: int, body: bytes = b"", content_type: str | None = None,
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        # end_headers() would flush the headers on their own; append the body first so the
-        # whole response is a single write.
-        self._headers_buffer.append(b"\r\n" + body)
-        self.flush_headers()
-
     def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json")
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        self._respond(status, json.dumps(data).encode(), "application/json")
 
     # -- routing ----------------------------------------------------------------------------
-    def do_POST(self) -> None:  # noqa: N802
-        self._route("POST")
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._route("GET")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._route("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._route("DELETE")
-
     def _route(self, method: str) -> None:
         body = self._read_body()
         parsed = urllib.parse.urlsplit(self.path)
@@ -188,7 +111,7 @@ class EwsHandler(BaseHTTPRequestHandler):
             elif method == "POST" and "/oauth2/" in path and path.endswith("/token"):
                 self._token(body)
             else:
-                self._send(404, b"not found", "text/plain")
+                self._respond(404, b"not found", "text/plain")
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
 
@@ -314,7 +237,7 @@ class EwsHandler(BaseHTTPRequestHandler):
             assert parse_fault is not None
             entry.update(status=500, response_code=parse_fault.code)
             state.record(entry)
-            self._send(500, soap.fault(parse_fault.code, parse_fault.text), "text/xml; charset=utf-8")
+            self._respond(500, soap.fault(parse_fault.code, parse_fault.text), "text/xml; charset=utf-8")
             return
         if request.impersonate is not None:
             entry["impersonate"] = request.impersonate
@@ -333,7 +256,7 @@ class EwsHandler(BaseHTTPRequestHandler):
                 elif rule.kind == "http_503":
                     entry["status"] = 503
                     state.record(entry)
-                    self._send(503, b"", None, {"Retry-After": str(rule.retry_after_s)})
+                    self._respond(503, b"", None, {"Retry-After": str(rule.retry_after_s)})
                     return
                 else:
                     code = "ErrorServerBusy" if rule.kind == "server_busy" else "ErrorExceededConnectionCount"
@@ -343,7 +266,7 @@ class EwsHandler(BaseHTTPRequestHandler):
                     entry.update(status=500, response_code=code)
                     state.record(entry)
                     body = soap.fault(code, text, rule.back_off_ms if rule.kind == "server_busy" else None)
-                    self._send(500, body, "text/xml; charset=utf-8")
+                    self._respond(500, body, "text/xml; charset=utf-8")
                     return
             ctx = Context(store=state.store, principal=state.accounts.principal(acc, lambda a: state.store.get_mailbox(a) is not None),
                           request=request, anchor=self.headers.get("X-AnchorMailbox"))
@@ -367,73 +290,15 @@ class EwsHandler(BaseHTTPRequestHandler):
             entry["items"] = ctx.items
             entry["status"] = status
             state.record(entry)
-            self._send(status, body, "text/xml; charset=utf-8")
+            self._respond(status, body, "text/xml; charset=utf-8")
         finally:
             state.leave()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    ssl_context: ssl.SSLContext | None = None
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.ssl_context is not None:
-            try:
-                request.settimeout(30)
-                request = self.ssl_context.wrap_socket(request, server_side=True)
-                request.settimeout(None)
-            except (ssl.SSLError, OSError) as exc:
-                log.info("TLS handshake with %s failed: %s", client_address, exc)
-                try:
-                    request.close()
-                except OSError:
-                    pass
-                return
-        super().finish_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
-
-
-_TLS_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
-                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def make_tls_context(config: ServerConfig, workdir: Path) -> tuple[ssl.SSLContext, str | None]:
-    """(server context, CA file path or None when --cert/--key were given)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca_file = None
-    if config.cert:
-        ctx.load_cert_chain(config.cert, config.key)
-    else:
-        import trustme
-
-        key_type = trustme.KeyType.ECDSA if config.cert_type == "ecdsa" else trustme.KeyType.RSA
-        ca = trustme.CA(key_type=key_type)
-        identities = ["localhost", "127.0.0.1", "::1"]
-        if config.host not in identities and config.host not in ("0.0.0.0", "::"):
-            identities.append(config.host)
-        leaf = ca.issue_cert(*identities, key_type=key_type)
-        leaf.configure_cert(ctx)
-        ca_path = workdir / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_path))
-        ca_file = str(ca_path)
-    if config.min_tls:
-        ctx.minimum_version = _TLS_VERSIONS[config.min_tls]
-    max_tls = config.max_tls
-    if config.ciphers:
-        ctx.set_ciphers(config.ciphers)
-        # OpenSSL cipher strings do not govern TLS 1.3 suites; cap at 1.2 so the restriction
-        # bites unless the caller explicitly allows 1.3.
-        max_tls = max_tls or "1.2"
-    if max_tls:
-        ctx.maximum_version = _TLS_VERSIONS[max_tls]
-    return ctx, ca_file
-
-
-class EwsServer:
+class EwsServer(BackgroundServer):
     """A configured server. ``start()`` serves in a background thread; ``serve_forever()`` blocks."""
+
+    thread_name = "ews-testserver"
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -443,10 +308,12 @@ class EwsServer:
         self._setup_accounts()
         self._load_mailboxes()
         handler = type("Handler", (EwsHandler,), {"state": self.state})
-        self.httpd = _Server((config.host, config.port), handler)
+        self.httpd = ThreadedServer((config.host, config.port), handler)
         self.ca_file: str | None = None
         if config.tls:
-            self.httpd.ssl_context, self.ca_file = make_tls_context(config, self.workdir)
+            self.httpd.ssl_context, self.ca_file = make_tls_context(
+                self.workdir, host=config.host, cert=config.cert, key=config.key, cert_type=config.cert_type,
+                ciphers=config.ciphers, min_tls=config.min_tls, max_tls=config.max_tls)
         self._thread: threading.Thread | None = None
 
     def _setup_accounts(self) -> None:
@@ -496,14 +363,6 @@ class EwsServer:
                 self.loaded[address] = 0
 
     @property
-    def base_url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{'https' if self.config.tls else 'http'}://{host}:{port}"
-
-    @property
     def url(self) -> str:
         return self.base_url + "/EWS/Exchange.asmx"
 
@@ -511,17 +370,3 @@ class EwsServer:
         return {"url": self.url, "admin_url": self.base_url + "/admin", "ca_file": self.ca_file,
                 "admin_token": self.state.admin_token, "token_url": self.base_url + "/common/oauth2/v2.0/token",
                 "auth": list(self.config.auth), "mailboxes": self.loaded}
-
-    def start(self) -> EwsServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ews-testserver", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)

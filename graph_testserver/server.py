@@ -2,7 +2,7 @@
 
 One port plays both graph.microsoft.com and login.microsoftonline.com (``authority`` =
 ``https://127.0.0.1:PORT``). Plumbing (threaded stdlib server, TLS handshake in the connection
-thread, trustme certificates) is the EWS test server's, imported.
+thread, trustme certificates, request log) is shared with the EWS test server: ``ews_testserver.common.server``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import secrets
-import socket
 import ssl
 import tempfile
 import threading
@@ -19,13 +18,11 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from ews_testserver.server import ServerConfig as EwsServerConfig
-from ews_testserver.server import _Server, make_tls_context
+from ews_testserver.common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
+from ews_testserver.common.server import now_iso as _now
 
 from . import admin
 from .api import GraphApi, Reply, Request, batch_body, error, operation_of
@@ -52,8 +49,9 @@ class GraphServerConfig:
     mailbox_concurrency: int = 4  # Outlook's limit per app and mailbox; 0 disables
 
 
-class ServerState:
+class ServerState(RequestLog):
     def __init__(self, config: GraphServerConfig) -> None:
+        super().__init__()
         self.config = config
         self.store = GraphStore()
         self.api = GraphApi(self.store)
@@ -62,26 +60,9 @@ class ServerState:
         self.faults = FaultPlan()
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         self.mailbox_concurrency = config.mailbox_concurrency
-        self._log: list[dict[str, Any]] = []
-        self._log_seq = 0
         self._lock = threading.Lock()
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
-
-    def record(self, entry: dict[str, Any]) -> int:
-        with self._lock:
-            self._log_seq += 1
-            entry["seq"] = self._log_seq
-            self._log.append(entry)
-            return self._log_seq
-
-    def log_since(self, since: int) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e for e in self._log if e["seq"] > since]
-
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
 
     def enter(self, mailbox: str, weight: int) -> bool:
         """Count a request against the mailbox's concurrency; False (and nothing counted) if over the limit."""
@@ -96,10 +77,6 @@ class ServerState:
     def leave(self, mailbox: str, weight: int) -> None:
         with self._lock:
             self.in_flight[mailbox] -= weight
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _fault_reply(rule: FaultRule) -> Reply | None:
@@ -117,61 +94,20 @@ def _fault_reply(rule: FaultRule) -> Reply | None:
     return None
 
 
-class GraphHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class GraphHandler(BaseHandler):
     server_version = "Microsoft-HTTPAPI/2.0"
-    sys_version = ""
+    logger = log
     state: ServerState
     base: str  # https://host:port
 
-    def setup(self) -> None:
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status)
-        if reply.content_type:
-            self.send_header("Content-Type", reply.content_type)
-        for k, v in reply.headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self._headers_buffer.append(b"\r\n" + reply.body)  # one write: headers + body (no delayed-ACK stall)
-        self.flush_headers()
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._route("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._route("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._route("PUT")
+        self._respond(reply.status, reply.body, reply.content_type, reply.headers)
 
     def do_PATCH(self) -> None:  # noqa: N802
         self._route("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._route("DELETE")
-
     def _route(self, method: str) -> None:
-        raw = self._body()
+        raw = self._read_body()
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
@@ -444,8 +380,10 @@ def _code(reply: Reply) -> str | None:
         return None
 
 
-class GraphServer:
+class GraphServer(BackgroundServer):
     """A configured server. ``start()`` serves in a background thread; ``serve_forever()`` blocks."""
+
+    thread_name = "graph-testserver"
 
     def __init__(self, config: GraphServerConfig) -> None:
         self.config = config
@@ -461,37 +399,15 @@ class GraphServer:
                 raise ValueError(f"--policy must be CLIENT_ID=ADDRESS[,ADDRESS] for a registered app, got {spec!r}")
             app.mailboxes = {a.strip().lower() for a in addresses.split(",") if a.strip()}
         handler = type("Handler", (GraphHandler,), {"state": self.state, "base": ""})
-        self.httpd = _Server((config.host, config.port), handler)
-        ctx, ca_file = make_tls_context(EwsServerConfig(host=config.host, tls=True), self.workdir)
+        self.httpd = ThreadedServer((config.host, config.port), handler)
+        ctx, ca_file = make_tls_context(self.workdir, host=config.host)
         self.httpd.ssl_context = ctx
         self.ca_file = ca_file
         handler.base = self.base_url
         self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"https://{host}:{port}"
 
     def info(self) -> dict[str, Any]:
         return {"graph_url": self.base_url + "/v1.0", "authority": self.base_url,
                 "tenant_id": self.state.auth.tenant_id, "ca_file": self.ca_file,
                 "admin_url": self.base_url + "/admin", "admin_token": self.state.admin_token,
                 "mailboxes": self.loaded}
-
-    def start(self) -> GraphServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="graph-testserver", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)

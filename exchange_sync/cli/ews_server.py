@@ -33,16 +33,10 @@ def ews_server(
     Prints one JSON line (url, admin_url, ca_file, admin_token, ...) on stdout when ready and
     serves until SIGTERM/SIGINT.
     """
-    import json
-    import logging
-    import signal
-    import sys
-    import threading
-
+    from ews_testserver.common.server import configure_logging, serve_until_signalled
     from ews_testserver.server import EwsServer, ServerConfig
 
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
     schemes = tuple(s.strip().lower() for a in auth for s in a.split(",") if s.strip())
     bad = [s for s in schemes if s not in ("ntlm", "basic")]
     if bad or cert_type not in ("rsa", "ecdsa") or (bool(cert) != bool(key)):
@@ -65,16 +59,4 @@ def ews_server(
     except (ValueError, FileNotFoundError, OSError) as exc:
         typer.echo(f"ews-server: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-    def stop(_signum: int, _frame: object) -> None:
-        # shutdown() waits for serve_forever() to return, so it must run off the main thread.
-        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    sys.stdout.write(json.dumps(server.info()) + "\n")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    finally:
-        server.httpd.server_close()
+    serve_until_signalled(server)

@@ -28,16 +28,10 @@ def graph_server(
     generated mail. Prints one JSON line (graph_url, authority, tenant_id, ca_file, admin_url,
     admin_token) when ready and serves until SIGTERM/SIGINT.
     """
-    import json
-    import logging
-    import signal
-    import sys
-    import threading
-
+    from ews_testserver.common.server import configure_logging, serve_until_signalled
     from graph_testserver.server import GraphServer, GraphServerConfig
 
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
     config = GraphServerConfig(
         host=host, port=port, apps=list(app_spec) or ["client:secret"],
         mailboxes=list(mailbox) or ["user@example.com=generate:100"], policies=list(policy), tenant_id=tenant_id,
@@ -48,16 +42,4 @@ def graph_server(
     except (ValueError, FileNotFoundError, OSError) as exc:
         typer.echo(f"graph-server: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-    def stop(_signum: int, _frame: object) -> None:
-        # shutdown() waits for serve_forever() to return, so it must run off the main thread.
-        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    sys.stdout.write(json.dumps(server.info()) + "\n")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    finally:
-        server.httpd.server_close()
+    serve_until_signalled(server)
