@@ -17,14 +17,19 @@ Kinds:
 
 from __future__ import annotations
 
-import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from .common.faults import FaultPlan, FaultRuleBase
+
+__all__ = ["KINDS", "FaultPlan", "FaultRule"]
 
 KINDS = ("server_busy", "connection_count", "http_503", "drop", "slow")
 
 
 @dataclass
-class FaultRule:
+class FaultRule(FaultRuleBase):
+    KINDS = KINDS
+
     kind: str
     operation: str = "*"
     after: int = 0
@@ -36,54 +41,6 @@ class FaultRule:
     seen: int = 0
     fired: int = 0
 
-    @classmethod
-    def from_json(cls, data: dict) -> FaultRule:
-        if not isinstance(data, dict):
-            raise ValueError("each fault must be a JSON object")
-        kind = data.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"fault kind must be one of {KINDS}, got {kind!r}")
-        allowed = {"kind", "operation", "after", "count", "back_off_ms", "retry_after_s", "delay_s", "max_concurrent"}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ValueError(f"unknown fault fields {sorted(unknown)}")
-        rule = cls(kind=kind)
-        for key in allowed - {"kind"}:
-            if key in data:
-                value = data[key]
-                setattr(rule, key, str(value) if key == "operation" else (float(value) if key == "delay_s" else int(value)))
-        return rule
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-class FaultPlan:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.rules: list[FaultRule] = []
-
-    def set(self, rules: list[FaultRule]) -> None:
-        with self._lock:
-            self.rules = rules
-
-    def snapshot(self) -> list[dict]:
-        with self._lock:
-            return [r.to_json() for r in self.rules]
-
-    def match(self, operation: str, in_flight: int) -> FaultRule | None:
-        """Count this request against the rules; return the rule that fires, if any."""
-        with self._lock:
-            for rule in self.rules:
-                if rule.operation not in ("*", operation):
-                    continue
-                if rule.kind == "connection_count" and in_flight <= rule.max_concurrent:
-                    continue
-                rule.seen += 1
-                if rule.seen <= rule.after:
-                    continue
-                if rule.count > 0 and rule.fired >= rule.count:
-                    continue
-                rule.fired += 1
-                return rule
-        return None
+    def eligible(self, in_flight: int) -> bool:
+        # connection_count: only requests over the concurrency budget count (and fire).
+        return not (self.kind == "connection_count" and in_flight <= self.max_concurrent)

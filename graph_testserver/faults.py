@@ -19,14 +19,19 @@ Kinds:
 
 from __future__ import annotations
 
-import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ews_testserver.common.faults import FaultPlan, FaultRuleBase
+
+__all__ = ["KINDS", "FaultPlan", "FaultRule"]
 
 KINDS = ("throttle", "http_503", "gone", "unauthorized", "drop", "slow")
 
 
 @dataclass
-class FaultRule:
+class FaultRule(FaultRuleBase):
+    KINDS = KINDS
+
     kind: str
     operation: str = "*"
     after: int = 0
@@ -35,52 +40,3 @@ class FaultRule:
     delay_s: float = 2.0
     seen: int = 0
     fired: int = 0
-
-    @classmethod
-    def from_json(cls, data: object) -> FaultRule:
-        if not isinstance(data, dict):
-            raise ValueError("each fault must be a JSON object")
-        kind = data.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"fault kind must be one of {KINDS}, got {kind!r}")
-        allowed = {"kind", "operation", "after", "count", "retry_after_s", "delay_s"}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ValueError(f"unknown fault fields {sorted(unknown)}")
-        rule = cls(kind=kind)
-        for key in allowed - {"kind"}:
-            if key in data:
-                value = data[key]
-                setattr(rule, key, str(value) if key == "operation" else (float(value) if key == "delay_s" else int(value)))
-        return rule
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-class FaultPlan:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.rules: list[FaultRule] = []
-
-    def set(self, rules: list[FaultRule]) -> None:
-        with self._lock:
-            self.rules = rules
-
-    def snapshot(self) -> list[dict]:
-        with self._lock:
-            return [r.to_json() for r in self.rules]
-
-    def match(self, operation: str) -> FaultRule | None:
-        with self._lock:
-            for rule in self.rules:
-                if rule.operation not in ("*", operation):
-                    continue
-                rule.seen += 1
-                if rule.seen <= rule.after:
-                    continue
-                if rule.count > 0 and rule.fired >= rule.count:
-                    continue
-                rule.fired += 1
-                return rule
-        return None
