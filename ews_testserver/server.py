@@ -11,7 +11,6 @@ handshake does not stall the listener.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import secrets
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import admin, soap
+from .common.admin import serve_admin
 from .common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
 from .common.server import now_iso as _now
 from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
@@ -117,23 +117,8 @@ class EwsHandler(BaseHandler):
 
     # -- control API ------------------------------------------------------------------------
     def _admin(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:
-        auth = self.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if not hmac.compare_digest(token.encode(), self.state.admin_token.encode()):
-            self._json(401, {"error": "admin bearer token required"})
-            return
-        try:
-            payload = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            self._json(400, {"error": "body is not JSON"})
-            return
-        try:
-            status, data = admin.handle(self.state, method, path, query, payload)
-        except admin.AdminError as exc:
-            status, data = exc.status, {"error": exc.message}
-        except Exception as exc:  # noqa: BLE001 - report, do not kill the connection
-            log.exception("admin %s %s failed", method, path)
-            status, data = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        status, data = serve_admin(admin.handle, self.state, method, path, query, raw,
+                                   self.headers.get("Authorization", ""), log)
         self._json(status, data)
 
     def _token(self, raw: bytes) -> None:

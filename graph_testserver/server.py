@@ -7,7 +7,6 @@ thread, trustme certificates, request log) is shared with the EWS test server: `
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import secrets
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ews_testserver.common.admin import serve_admin
 from ews_testserver.common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
 from ews_testserver.common.server import now_iso as _now
 
@@ -346,23 +346,8 @@ class GraphHandler(BaseHandler):
 
     # -- control API ------------------------------------------------------------------------
     def _admin(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
-        auth = self.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        if not hmac.compare_digest(token.encode(), self.state.admin_token.encode()):
-            self._send(Reply.json(401, {"error": "admin bearer token required"}))
-            return
-        try:
-            payload = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            self._send(Reply.json(400, {"error": "body is not JSON"}))
-            return
-        try:
-            status, data = admin.handle(self.state, method, path, query, payload)
-        except admin.AdminError as exc:
-            status, data = exc.status, {"error": exc.message}
-        except Exception as exc:  # noqa: BLE001 - report, do not kill the connection
-            log.exception("admin %s %s failed", method, path)
-            status, data = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        status, data = serve_admin(admin.handle, self.state, method, path, query, raw,
+                                   self.headers.get("Authorization", ""), log)
         self._send(Reply.json(status, data))
 
 
