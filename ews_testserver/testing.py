@@ -168,11 +168,11 @@ def server_args(
     return args + list(extra_args)
 
 
-@contextlib.contextmanager
-def running_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[RunningServer]:
-    """Start ``exchange-sync ews-server`` with the given options (see ``server_args``), yield a
-    ``RunningServer``, and stop it with SIGTERM on exit."""
-    cmd = [sys.executable, "-m", "exchange_sync", *server_args(**kwargs)]
+def launch_cli_server(args: Sequence[str], startup_timeout: float = 120) -> tuple[subprocess.Popen, dict[str, Any]]:
+    """Run ``<python> -m exchange_sync <args>`` (a test server command, ``args[0]``) and wait for the
+    JSON line it prints when ready: (the process, the line parsed)."""
+    name = args[0]
+    cmd = [sys.executable, "-m", "exchange_sync", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -188,11 +188,18 @@ def running_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[Runn
     except queue.Empty:
         proc.kill()
         proc.wait()
-        raise ServerStartError(f"ews-server printed nothing within {startup_timeout}s: {cmd}") from None
+        raise ServerStartError(f"{name} printed nothing within {startup_timeout}s: {cmd}") from None
     if line is None:
         proc.wait()
-        raise ServerStartError(f"ews-server exited with {proc.returncode} before it was ready: {cmd}")
-    info = json.loads(line)
+        raise ServerStartError(f"{name} exited with {proc.returncode} before it was ready: {cmd}")
+    return proc, json.loads(line)
+
+
+@contextlib.contextmanager
+def running_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[RunningServer]:
+    """Start ``exchange-sync ews-server`` with the given options (see ``server_args``), yield a
+    ``RunningServer``, and stop it with SIGTERM on exit."""
+    proc, info = launch_cli_server(server_args(**kwargs), startup_timeout)
     srv = RunningServer(url=info["url"], admin_url=info["admin_url"], ca_file=info.get("ca_file"),
                         admin_token=info["admin_token"], info=info, process=proc)
     try:

@@ -11,17 +11,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import queue
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ews_testserver.testing import RunningServer, ServerStartError
+from ews_testserver.testing import RunningServer, ServerStartError, launch_cli_server  # noqa: F401 - ServerStartError re-exported
 
 DEFAULT_APP = ("client-id", "client-secret")
 
@@ -74,27 +69,7 @@ def graph_server_args(*, apps: Sequence[str] = (), mailboxes: Sequence[str] = ()
 def running_graph_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[RunningGraphServer]:
     """Start ``exchange-sync graph-server`` (options as in ``graph_server_args``), yield a
     ``RunningGraphServer``, SIGTERM it on exit (``srv.returncode`` afterwards)."""
-    cmd = [sys.executable, "-m", "exchange_sync", *graph_server_args(**kwargs)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def reader() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=reader, daemon=True).start()
-    try:
-        line = lines.get(timeout=startup_timeout)
-    except queue.Empty:
-        proc.kill()
-        proc.wait()
-        raise ServerStartError(f"graph-server printed nothing within {startup_timeout}s: {cmd}") from None
-    if line is None:
-        proc.wait()
-        raise ServerStartError(f"graph-server exited with {proc.returncode} before it was ready: {cmd}")
-    info = json.loads(line)
+    proc, info = launch_cli_server(graph_server_args(**kwargs), startup_timeout)
     app = next((a for a in kwargs.get("apps") or () if ":cert=" not in a), f"{DEFAULT_APP[0]}:{DEFAULT_APP[1]}")
     client_id, _, secret = app.partition(":")
     srv = RunningGraphServer(url=info["graph_url"], admin_url=info["admin_url"], ca_file=info["ca_file"],
