@@ -116,3 +116,42 @@ def load_path(store: MailStore, mailbox: Mailbox, path: Path) -> int:
             return 1
         return load_mbox(store, mailbox, path)
     raise FileNotFoundError(f"mailbox source {path} does not exist")
+
+
+def load_mailboxes(store: MailStore, specs: list[str], seed: int) -> dict[str, int]:
+    """Load ``--mailbox`` specs (``ADDRESS=PATH`` | ``ADDRESS=generate:N`` | ``ADDRESS=``) into ``store``:
+    {address: messages loaded}. Both test servers use this, so the same spec gives the same mail (same
+    bytes, received times, folders) on both. Generated mailboxes also get copies of mail sent among them."""
+    from . import generate
+
+    parsed = []
+    for spec in specs:
+        address, sep, source = spec.partition("=")
+        if not sep or not address.strip():
+            raise ValueError(f"--mailbox must be ADDRESS=PATH or ADDRESS=generate:N, got {spec!r}")
+        parsed.append((address.strip(), source.strip()))
+    generated = [a for a, s in parsed if s.startswith("generate:")]
+    for address, _source in parsed:
+        store.add_mailbox(address)
+    loaded: dict[str, int] = {}
+    for address, source in parsed:
+        mbx = store.get_mailbox(address)
+        assert mbx is not None
+        if source.startswith("generate:"):
+            n = int(source.split(":", 1)[1])
+            peers = tuple(a for a in generated if a.lower() != address.lower())
+            folders: dict[str, Folder] = {}
+            for g in generate.generate_messages(n, seed, address, peers):
+                folder = folders.get(g.folder) or folders.setdefault(g.folder, mbx.folder_by_path(g.folder, create=True))
+                store.add_item(folder, render=g.render, received=g.received, meta_factory=g.meta, is_read=g.index % 3 == 0)
+                for peer in g.copies:
+                    pm = store.get_mailbox(peer)
+                    if pm is not None:
+                        store.add_item(pm.distinguished["inbox"], render=g.render, received=g.received,
+                                       meta_factory=g.meta, is_read=False)
+            loaded[address] = n
+        elif source:
+            loaded[address] = load_path(store, mbx, Path(source).expanduser())
+        else:
+            loaded[address] = 0
+    return loaded

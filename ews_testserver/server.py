@@ -312,40 +312,9 @@ class EwsServer(BackgroundServer):
             self.state.accounts.grant(user, address)
 
     def _load_mailboxes(self) -> None:
-        from . import generate, loaders
+        from .loaders import load_mailboxes
 
-        specs = []
-        for spec in self.config.mailboxes:
-            address, sep, source = spec.partition("=")
-            if not sep or not address:
-                raise ValueError(f"--mailbox must be ADDRESS=PATH or ADDRESS=generate:N, got {spec!r}")
-            specs.append((address.strip(), source.strip()))
-        generated = [a for a, s in specs if s.startswith("generate:")]
-        store = self.state.store
-        for address, _source in specs:
-            store.add_mailbox(address)
-        for address, source in specs:
-            mbx = store.get_mailbox(address)
-            assert mbx is not None
-            if source.startswith("generate:"):
-                n = int(source.split(":", 1)[1])
-                peers = tuple(a for a in generated if a.lower() != address.lower())
-                msgs = generate.generate_messages(n, self.config.seed, address, peers)
-                folders: dict[str, object] = {}
-                for g in msgs:
-                    folder = folders.get(g.folder) or folders.setdefault(g.folder, mbx.folder_by_path(g.folder, create=True))
-                    store.add_item(folder, render=g.render, received=g.received, meta_factory=g.meta,
-                                   is_read=g.index % 3 == 0)
-                    for peer in g.copies:
-                        pm = store.get_mailbox(peer)
-                        if pm is not None:
-                            store.add_item(pm.distinguished["inbox"], render=g.render, received=g.received,
-                                           meta_factory=g.meta, is_read=False)
-                self.loaded[address] = n
-            elif source:
-                self.loaded[address] = loaders.load_path(store, mbx, Path(source).expanduser())
-            else:
-                self.loaded[address] = 0
+        self.loaded = load_mailboxes(self.state.store, self.config.mailboxes, self.config.seed)
 
     @property
     def url(self) -> str:

@@ -20,9 +20,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from ews_testserver import generate, loaders
+from ews_testserver.loaders import load_mailboxes  # noqa: F401 - the --mailbox specs, as ews-server loads them
 from ews_testserver.mailstore import Folder, Item, Mailbox, MailStore
 
 # Graph's mailFolders collection holds mail folders only (no Calendar/Contacts/Tasks/Notes).
@@ -186,42 +185,6 @@ def _ancestors(folder: Folder, mbx: Mailbox) -> Iterator[Folder]:
     while node is not None and node is not mbx.msg_root and node is not mbx.root:
         yield node
         node = node.parent
-
-
-def load_mailboxes(store: MailStore, specs: list[str], seed: int) -> dict[str, int]:
-    """``ADDRESS=PATH`` | ``ADDRESS=generate:N`` | ``ADDRESS=`` with the EWS test server's loaders and
-    generator, so the same spec gives the same mail (same bytes, received times, folders) on both servers."""
-    parsed = []
-    for spec in specs:
-        address, sep, source = spec.partition("=")
-        if not sep or not address.strip():
-            raise ValueError(f"--mailbox must be ADDRESS=PATH or ADDRESS=generate:N, got {spec!r}")
-        parsed.append((address.strip(), source.strip()))
-    generated = [a for a, s in parsed if s.startswith("generate:")]
-    for address, _source in parsed:
-        store.add_mailbox(address)
-    loaded: dict[str, int] = {}
-    for address, source in parsed:
-        mbx = store.get_mailbox(address)
-        assert mbx is not None
-        if source.startswith("generate:"):
-            n = int(source.split(":", 1)[1])
-            peers = tuple(a for a in generated if a.lower() != address.lower())
-            folders: dict[str, Folder] = {}
-            for g in generate.generate_messages(n, seed, address, peers):
-                folder = folders.get(g.folder) or folders.setdefault(g.folder, mbx.folder_by_path(g.folder, create=True))
-                store.add_item(folder, render=g.render, received=g.received, meta_factory=g.meta, is_read=g.index % 3 == 0)
-                for peer in g.copies:
-                    pm = store.get_mailbox(peer)
-                    if pm is not None:
-                        store.add_item(pm.distinguished["inbox"], render=g.render, received=g.received,
-                                       meta_factory=g.meta, is_read=False)
-            loaded[address] = n
-        elif source:
-            loaded[address] = loaders.load_path(store, mbx, Path(source).expanduser())
-        else:
-            loaded[address] = 0
-    return loaded
 
 
 def iso(dt: datetime) -> str:
