@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,28 @@ def source_key(data: dict) -> str:
     return parse_config(data).destination.source_key
 
 
-def all_comments(data: dict) -> dict:
-    """id -> Comment, everything in the integration's embedded store."""
+def store_of(data: dict) -> Any:
+    """The integration's embedded comment store (``destination.url``)."""
     from exchange_sync.store import SqlStore
 
-    store = SqlStore(data["destination"]["url"])
+    return SqlStore(data["destination"]["url"])
+
+
+def flow_runner() -> Callable[..., tuple[dict | None, int]]:
+    """``run(data, **kw)``: the real flow in this process (Prefect API from the environment);
+    returns (run summary, exit code). For the ``sync`` fixtures of the e2e tests."""
+    from exchange_sync.cli.pipeline import run_flow
+    from exchange_sync.config import parse_config
+
+    def run(data: dict, **kw: Any) -> tuple[dict | None, int]:
+        return run_flow(parse_config(data), **kw)
+
+    return run
+
+
+def all_comments(data: dict) -> dict:
+    """id -> Comment, everything in the integration's embedded store."""
+    store = store_of(data)
     try:
         out, after = {}, None
         while True:

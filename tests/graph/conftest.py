@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from exchange_sync.testing.pipeline import all_comments, flow_runner, store_of
 from graph_testserver.testing import running_graph_server
+
+__all__ = ["all_comments", "graph_config", "hexid", "store_of"]
 
 
 @pytest.fixture
@@ -44,29 +47,7 @@ def graph_config(srv, tmp_path: Path, mailboxes: list[str | dict], name: str = "
 @pytest.fixture
 def sync(prefect_api) -> Callable[..., tuple[dict | None, int]]:
     """Run the real flow (through the session's Prefect server); returns (run summary, exit code)."""
-    from exchange_sync.cli.pipeline import run_flow
-    from exchange_sync.config import parse_config
-
-    def run(data: dict, **kw: Any):
-        return run_flow(parse_config(data), **kw)
-
-    return run
-
-
-def store_of(data: dict):
-    from exchange_sync.store import SqlStore
-
-    return SqlStore(data["destination"]["url"])
-
-
-def all_comments(data: dict) -> dict:
-    store = store_of(data)
-    out, after = {}, None
-    while True:
-        page, after = store.list_comments("exchange-sync/mail", after=after, limit=500)
-        out.update({c.id: c for c in page})
-        if not after or not page:
-            return out
+    return flow_runner()
 
 
 def hexid(message_id: str) -> str:

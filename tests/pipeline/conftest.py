@@ -1,18 +1,20 @@
-"""Fixtures for end-to-end pipeline tests: the EWS test server (HTTPS + NTLM) and configs for it."""
+"""Fixtures for end-to-end pipeline tests: the EWS test server (HTTPS + NTLM) and configs for it.
+
+Configs and store helpers are ``exchange_sync.testing.pipeline``'s (shared with the Graph and reliability tests).
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ews_testserver.testing import running_server
+from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, all_comments, flow_runner, make_config, store_of
 
-ACCOUNT = "svc-sync@example.com"
-PASSWORD_ENV = "EXSYNC_E2E_PASSWORD"
+__all__ = ["ACCOUNT", "PASSWORD_ENV", "all_comments", "make_config", "store_of"]
 
 
 @pytest.fixture
@@ -41,56 +43,10 @@ def ews(password):
         cm.__exit__(None, None, None)
 
 
-def make_config(srv, tmp_path: Path, mailboxes: list[str | dict], *, store_url: str | None = None,
-                **extra: Any) -> dict:
-    boxes = [m if isinstance(m, dict) else {"email": m} for m in mailboxes]
-    data = {
-        "name": "e2e",
-        "connection": {
-            "kind": "ews",
-            "server_url": srv.url,
-            "auth": "ntlm",
-            "username": ACCOUNT,
-            "password": {"env": PASSWORD_ENV},
-            "access_type": "delegate",
-            "tls": {"verify": True, "ca_bundle": srv.ca_file},
-            "max_backoff_s": 5,
-        },
-        "mailboxes": boxes,
-        "destination": {"kind": "store", "url": store_url or f"sqlite:///{tmp_path / 'comments.db'}"},
-        "staging": {"url": str(tmp_path / "staging")},
-        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
-    }
-    data.update(extra)
-    return data
-
-
 @pytest.fixture
 def sync(prefect_api) -> Callable[..., tuple[dict | None, int]]:
     """Run the real flow (through the session's Prefect server); returns (run summary, exit code)."""
-    from exchange_sync.cli.pipeline import run_flow
-    from exchange_sync.config import parse_config
-
-    def run(data: dict, **kw: Any):
-        return run_flow(parse_config(data), **kw)
-
-    return run
-
-
-def store_of(data: dict):
-    from exchange_sync.store import SqlStore
-
-    return SqlStore(data["destination"]["url"])
-
-
-def all_comments(data: dict) -> dict:
-    store = store_of(data)
-    out, after = {}, None
-    while True:
-        page, after = store.list_comments("exchange-sync/mail", after=after, limit=500)
-        out.update({c.id: c for c in page})
-        if not after or not page:
-            return out
+    return flow_runner()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
