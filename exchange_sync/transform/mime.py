@@ -278,7 +278,7 @@ class _Walker:
         self.parts = 0
 
     # -- leaves ----------------------------------------------------------------------------
-    def attach(self, part: MimeMessage, ctype: str, data: bytes, *, inline: bool, name: str | None) -> None:
+    def attach(self, ctype: str, data: bytes, *, inline: bool, name: str | None) -> None:
         index = len(self.result.attachments) + 1
         self.result.attachments.append(
             AttachmentInfo(
@@ -329,7 +329,7 @@ class _Walker:
 
             tnef = TNEF(data, do_checksum=False)
         except Exception:  # noqa: BLE001 - a broken winmail.dat is still an attachment
-            self.attach_raw("winmail.dat", "application/ms-tnef", data)
+            self.attach("application/ms-tnef", data, inline=False, name="winmail.dat")
             return
         for item in getattr(tnef, "attachments", []) or []:
             try:
@@ -343,7 +343,7 @@ class _Walker:
             if not isinstance(content, bytes):
                 content = bytes(content)
             ctype = (mimetypes.guess_type(name or "")[0] if name else None) or "application/octet-stream"
-            self.attach_raw(name, ctype, content)
+            self.attach(ctype, content, inline=False, name=name)
         body = getattr(tnef, "htmlbody", None)
         if body:
             text = body if isinstance(body, str) else decode_bytes(body, None)
@@ -353,18 +353,6 @@ class _Walker:
             if plain:
                 text = plain if isinstance(plain, str) else decode_bytes(plain, None)
                 self.result.pieces.append(BodyPiece(plain=text))
-
-    def attach_raw(self, name: str | None, ctype: str, data: bytes) -> None:
-        index = len(self.result.attachments) + 1
-        self.result.attachments.append(
-            AttachmentInfo(
-                name=name or _guess_name(ctype, index),
-                size=len(data),
-                content_type=ctype,
-                inline=False,
-                sha256=hashlib.sha256(data).hexdigest(),
-            )
-        )
 
     def _delivery_status(self, part: MimeMessage) -> None:
         payload = part.get_payload()
@@ -401,7 +389,7 @@ class _Walker:
         if kind in ("enveloped-data", "authenveloped-data") or detected == "encrypted" or not kind:
             self.result.encrypted = "smime"
             return []
-        self.attach(part, ctype, data, inline=False, name=_filename(part))
+        self.attach(ctype, data, inline=False, name=_filename(part))
         return []
 
     # -- the walk -----------------------------------------------------------------------------
@@ -438,7 +426,7 @@ class _Walker:
             data = restore_elided(part, data)
             subject = decode_words(unfold(str(inner.get("subject") or ""))).strip()
             name = _filename(part) or ((subject[:200] or "forwarded message") + ".eml")
-            self.attach_raw(name, ctype, data)
+            self.attach(ctype, data, inline=False, name=name)
             return []
         if ctype == "message/delivery-status":
             self._delivery_status(part)
@@ -471,7 +459,7 @@ class _Walker:
             data = payload_bytes(part)
             self._calendar(decode_bytes(data, _param(part, "charset")))
             if disposition == "attachment" or name:
-                self.attach(part, ctype, data, inline=False, name=name)
+                self.attach(ctype, data, inline=False, name=name)
             return []
         if ctype in ("text/plain", "text/html", "text/enriched", "text/richtext") and not (
             disposition == "attachment" or (name and disposition != "inline" and ctype != "text/plain")
@@ -486,7 +474,7 @@ class _Walker:
         if ctype == "text/rfc822-headers":
             return []  # the returned headers of a bounce: part of the report, not an attachment
         inline = disposition == "inline" or (disposition == "" and part.get("content-id") is not None)
-        self.attach(part, ctype, payload_bytes(part), inline=inline, name=name)
+        self.attach(ctype, payload_bytes(part), inline=inline, name=name)
         return []
 
     def _multipart(self, part: MimeMessage, subtype: str, children: list, depth: int) -> list[BodyPiece]:
@@ -520,7 +508,7 @@ class _Walker:
                     if ctype.startswith("multipart/") or ctype.startswith("message/"):
                         self.walk(child, depth + 1)
                     else:
-                        self.attach(child, ctype, payload_bytes(child), inline=True, name=_filename(child))
+                        self.attach(ctype, payload_bytes(child), inline=True, name=_filename(child))
             return pieces
         if subtype == "signed":
             protocol = (_param(part, "protocol") or "").lower()
