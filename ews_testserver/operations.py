@@ -179,6 +179,20 @@ def get_folder(ctx: Context) -> etree._Element:
     return resp
 
 
+def _indexed_page(msgs: etree._Element, operation: str, container: str, entries: list, offset: int, limit: int,
+                  from_end: bool) -> tuple[list, etree._Element]:
+    """One IndexedPageView page of ``entries`` and the element to write it into: the RootFolder
+    carries IndexedPagingOffset / TotalItemsInView / IncludesLastItemInRange, which exchangelib
+    needs to page (it sends the returned offset back until the last item is in range)."""
+    total = len(entries)
+    start = max(0, total - offset - limit) if from_end else offset
+    page = entries[start:start + limit]
+    end = start + len(page)
+    root = etree.SubElement(success_message(msgs, operation), m("RootFolder"), IndexedPagingOffset=str(end),
+                            TotalItemsInView=str(total), IncludesLastItemInRange="true" if end >= total else "false")
+    return page, sub(root, container)
+
+
 def find_folder(ctx: Context) -> etree._Element:
     resp, msgs = response_root("FindFolder")
     body = ctx.request.body
@@ -196,14 +210,7 @@ def find_folder(ctx: Context) -> etree._Element:
             continue
         with ctx.store.lock:
             folders = list(parent.mailbox.walk(parent)) if deep else list(parent.children)
-        total = len(folders)
-        start = max(0, total - offset - limit) if from_end else offset
-        page = folders[start:start + limit]
-        msg = success_message(msgs, "FindFolder")
-        end = start + len(page)
-        root = etree.SubElement(msg, m("RootFolder"), IndexedPagingOffset=str(end), TotalItemsInView=str(total),
-                                IncludesLastItemInRange="true" if end >= total else "false")
-        container = sub(root, "Folders")
+        page, container = _indexed_page(msgs, "FindFolder", "Folders", folders, offset, limit, from_end)
         for f in page:
             _write_folder(container, f)
     return resp
@@ -562,14 +569,7 @@ def find_item(ctx: Context) -> etree._Element:
                         items.sort(key=lambda it, u=uri: _item_value(it, u), reverse=fo.get("Order") == "Descending")
                 else:
                     items = list(reversed(items))  # Exchange lists newest first by default
-                total = len(items)
-                start = max(0, total - offset - limit) if from_end else offset
-                page = items[start:start + limit]
-                msg = success_message(msgs, "FindItem")
-                end = start + len(page)
-                root = etree.SubElement(msg, m("RootFolder"), IndexedPagingOffset=str(end), TotalItemsInView=str(total),
-                                        IncludesLastItemInRange="true" if end >= total else "false")
-                container = sub(root, "Items")
+                page, container = _indexed_page(msgs, "FindItem", "Items", items, offset, limit, from_end)
                 for it in page:
                     write_item(container, it, base, uris)
                 ctx.items += len(page)
