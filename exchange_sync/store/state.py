@@ -13,14 +13,17 @@ from exchange_sync.store.models import Deletion, FolderState, MailboxHealth, Mai
 from exchange_sync.store.schema import deletions, folder_states, mailbox_health, mailbox_statuses, rejections, runs
 
 
-def upsert_folder_state(conn: Connection, state: FolderState) -> None:
-    values = state.model_dump()
-    statement = dialect_insert(conn, folder_states).values(**values)
+def _upsert(conn: Connection, table: Any, keys: Sequence[str], values: dict[str, Any]) -> None:
+    """INSERT the row, or on a key conflict set every other column to the new values."""
+    statement = dialect_insert(conn, table).values(**values)
     statement = statement.on_conflict_do_update(
-        index_elements=["integration", "mailbox", "folder_id"],
-        set_={key: statement.excluded[key] for key in values if key not in ("integration", "mailbox", "folder_id")},
+        index_elements=list(keys), set_={key: statement.excluded[key] for key in values if key not in keys}
     )
     conn.execute(statement)
+
+
+def upsert_folder_state(conn: Connection, state: FolderState) -> None:
+    _upsert(conn, folder_states, ("integration", "mailbox", "folder_id"), state.model_dump())
 
 
 def _folder_state(row: Any) -> FolderState:
@@ -226,14 +229,8 @@ def list_mailbox_health(conn: Connection, integration: str) -> list[MailboxHealt
 def put_folder_list(conn: Connection, integration: str, mailbox: str, folders_json: str, refreshed_at: datetime) -> None:
     from exchange_sync.store.schema import folder_lists
 
-    statement = dialect_insert(conn, folder_lists).values(
-        integration=integration, mailbox=mailbox, folders=folders_json, refreshed_at=refreshed_at
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["integration", "mailbox"],
-        set_={"folders": statement.excluded.folders, "refreshed_at": statement.excluded.refreshed_at},
-    )
-    conn.execute(statement)
+    _upsert(conn, folder_lists, ("integration", "mailbox"),
+            {"integration": integration, "mailbox": mailbox, "folders": folders_json, "refreshed_at": refreshed_at})
 
 
 def get_folder_list(conn: Connection, integration: str, mailbox: str) -> tuple[str, datetime] | None:
@@ -259,14 +256,8 @@ def delete_folder_lists(conn: Connection, integration: str, mailbox: str | None)
 def put_server_info(conn: Connection, integration: str, endpoint: str, info_json: str, learned_at: datetime) -> None:
     from exchange_sync.store.schema import server_info
 
-    statement = dialect_insert(conn, server_info).values(
-        integration=integration, endpoint=endpoint, info=info_json, learned_at=learned_at
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["integration", "endpoint"],
-        set_={"info": statement.excluded.info, "learned_at": statement.excluded.learned_at},
-    )
-    conn.execute(statement)
+    _upsert(conn, server_info, ("integration", "endpoint"),
+            {"integration": integration, "endpoint": endpoint, "info": info_json, "learned_at": learned_at})
 
 
 def get_server_info(conn: Connection, integration: str, endpoint: str) -> tuple[str, datetime] | None:
