@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,11 +112,16 @@ def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailbox
     """Run the flow in this process; returns (summary, exit code). Used by run, backfill and demo."""
     from exchange_sync.prefect_env import configure_prefect_defaults
 
+    interactive = sys.stderr.isatty()
+    if interactive:
+        # In a terminal the progress bar and the summary table are the output; Prefect's per-task
+        # INFO lines would scroll them away. Run logs still reach the Prefect API (the UI) in full.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     configure_prefect_defaults()
     from flows.sync_integration import sync_integration
     from exchange_sync.store import SqlStore
 
-    with _progress_bar(enabled=sys.stderr.isatty()):
+    with _progress_bar(enabled=interactive):
         state = sync_integration(config=config, mode=mode, start=start, end=end, mailboxes=mailboxes or None,
                                  return_state=True)
     runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
