@@ -7,14 +7,17 @@ bytes on demand, identically every time (so MimeContent still round-trips byte-i
 
 What is in there: threads of 1-6 messages whose replies quote the history (Outlook-style
 From:/Sent: blocks and "On ... wrote:" lines in several languages, ``>`` quoting), signatures with
-and without the ``-- `` delimiter, text/plain, multipart/alternative and HTML-only bodies, small
-attachments, languages en/de/fr/es/ja with charsets utf-8, iso-8859-1, windows-1252, iso-2022-jp,
+and without the ``-- `` delimiter, text/plain, multipart/alternative and HTML-only bodies (Outlook's
+Word-filtered HTML with its style block for Outlook senders), inline signature logos
+(multipart/related), attachments of realistic sizes, languages en/de/fr/es/ja with charsets utf-8, iso-8859-1, windows-1252, iso-2022-jp,
 CC'd copies to other generated mailboxes, and a few folders (Inbox/Suppliers, Archive, Sent Items).
 """
 
 from __future__ import annotations
 
 import base64
+import html
+import math
 import quopri
 import random
 from dataclasses import dataclass
@@ -24,6 +27,17 @@ from email.utils import format_datetime
 
 from . import mimeinfo
 from .mailstore import Meta
+
+# Message sizes follow real mailboxes rather than minimal fixtures: most mail is a few KB of text
+# plus Outlook's verbose HTML, a quarter of the HTML mail carries a signature logo, and one message
+# in five has an attachment whose size is log-normal (median 60 KB, long tail, capped at 4 MB).
+# Mean ~50 KB, median ~10 KB per message: below the 305 real messages of 60 MB (~200 KB each) that
+# the performance issue measured, so benchmarks on generated mail do not flatter a fast extractor.
+ATTACHMENT_RATE = 0.2
+ATTACHMENT_MEDIAN_BYTES = 60_000
+ATTACHMENT_SIGMA = 1.3
+ATTACHMENT_MAX_BYTES = 4_000_000
+LOGO_RATE = 0.25
 
 _LANG = {
     "en": {
@@ -123,7 +137,7 @@ class GeneratedMessage:
             to=[mimeinfo.Address(*a) for a in self.to], cc=[mimeinfo.Address(*a) for a in self.cc], bcc=[],
             in_reply_to=self.history[-1] if self.history else None,
             references=" ".join(self.history) if self.history else None,
-            has_attachments=self._rng().random() < 0.15, size=None,
+            has_attachments=self._rng().random() < ATTACHMENT_RATE, size=None,
         )
 
     def _rng(self) -> random.Random:
@@ -204,10 +218,94 @@ def _encode_text(text: str, charset: str, rng: random.Random) -> tuple[bytes, st
 
 
 def _html(text: str) -> str:
-    import html as _h
-
-    paras = "".join(f"<p>{_h.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
+    paras = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
     return f"<html><head><meta charset=\"utf-8\"></head><body style=\"font-family:Calibri\">{paras}</body></html>"
+
+
+# What Outlook (Word's "filtered medium" HTML) puts around every message body.
+_OUTLOOK_STYLE = """<style><!--
+/* Font Definitions */
+@font-face
+\t{font-family:"Cambria Math";
+\tpanose-1:2 4 5 3 5 4 6 3 2 4;}
+@font-face
+\t{font-family:Calibri;
+\tpanose-1:2 15 5 2 2 2 4 3 2 4;}
+@font-face
+\t{font-family:Aptos;}
+/* Style Definitions */
+p.MsoNormal, li.MsoNormal, div.MsoNormal
+\t{margin:0cm;
+\tfont-size:11.0pt;
+\tfont-family:"Calibri",sans-serif;
+\tmso-ligatures:standardcontextual;
+\tmso-fareast-language:EN-US;}
+a:link, span.MsoHyperlink
+\t{mso-style-priority:99;
+\tcolor:#0563C1;
+\ttext-decoration:underline;}
+a:visited, span.MsoHyperlinkFollowed
+\t{mso-style-priority:99;
+\tcolor:#954F72;
+\ttext-decoration:underline;}
+p.msonormal0, li.msonormal0, div.msonormal0
+\t{mso-style-name:msonormal;
+\tmso-margin-top-alt:auto;
+\tmargin-right:0cm;
+\tmso-margin-bottom-alt:auto;
+\tmargin-left:0cm;
+\tfont-size:11.0pt;
+\tfont-family:"Calibri",sans-serif;}
+span.EmailStyle18
+\t{mso-style-type:personal-reply;
+\tfont-family:"Calibri",sans-serif;
+\tcolor:windowtext;}
+.MsoChpDefault
+\t{mso-style-type:export-only;
+\tfont-size:10.0pt;
+\tmso-ligatures:none;}
+@page WordSection1
+\t{size:612.0pt 792.0pt;
+\tmargin:72.0pt 72.0pt 72.0pt 72.0pt;}
+div.WordSection1
+\t{page:WordSection1;}
+--></style><!--[if gte mso 9]><xml>
+<o:shapedefaults v:ext="edit" spidmax="1026" />
+</xml><![endif]--><!--[if gte mso 9]><xml>
+<o:shapelayout v:ext="edit">
+<o:idmap v:ext="edit" data="1" />
+</o:shapelayout></xml><![endif]-->"""
+
+
+def _outlook_html(text: str, lang: str, logo_cid: str | None) -> str:
+    """Word-filtered HTML as Outlook sends it: one MsoNormal paragraph per line, spans everywhere."""
+    out = []
+    for line in text.split("\n"):
+        if not line.strip():
+            out.append("<p class=MsoNormal><o:p>&nbsp;</o:p></p>")
+            continue
+        esc = html.escape(line)
+        out.append(f"<p class=MsoNormal><span lang={lang.upper()} style='font-size:11.0pt;mso-fareast-language:"
+                   f"EN-US'>{esc}<o:p></o:p></span></p>")
+    if logo_cid:
+        out.append(f"<p class=MsoNormal><span style='mso-ligatures:none'><img width=180 height=48 "
+                   f"style='width:1.875in;height:.5in' id=\"Picture_x0020_1\" src=\"cid:{logo_cid}\" "
+                   f"alt=\"Company logo\"></span><o:p></o:p></p>")
+    return ("<html xmlns:v=\"urn:schemas-microsoft-com:vml\" xmlns:o=\"urn:schemas-microsoft-com:office:office\" "
+            "xmlns:w=\"urn:schemas-microsoft-com:office:word\" xmlns:m=\"http://schemas.microsoft.com/office/2004/12/"
+            "omml\" xmlns=\"http://www.w3.org/TR/REC-html40\"><head><meta http-equiv=Content-Type content=\"text/html; "
+            "charset=utf-8\"><meta name=Generator content=\"Microsoft Word 15 (filtered medium)\">"
+            + _OUTLOOK_STYLE + f"</head><body lang={lang.upper()} link=\"#0563C1\" vlink=\"#954F72\" "
+            "style='word-wrap:break-word'><div class=WordSection1>" + "\n".join(out) + "</div></body></html>")
+
+
+def _attachment_size(rng: random.Random) -> int:
+    size = rng.lognormvariate(math.log(ATTACHMENT_MEDIAN_BYTES), ATTACHMENT_SIGMA)
+    return max(1_000, min(ATTACHMENT_MAX_BYTES, int(size)))
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
 def _addr(pair: tuple[str, str], charset: str) -> str:
@@ -222,7 +320,7 @@ def _addr(pair: tuple[str, str], charset: str) -> str:
 
 def _render(msg: GeneratedMessage) -> bytes:
     rng = msg._rng()
-    has_attachment = rng.random() < 0.15  # same first draw as meta()
+    has_attachment = rng.random() < ATTACHMENT_RATE  # same first draw as meta()
     L = _LANG[msg.lang]
     charset = rng.choice(L["charsets"])
     text = _full_text(msg)
@@ -251,15 +349,18 @@ def _render(msg: GeneratedMessage) -> bytes:
         hdr.append(f"In-Reply-To: {msg.history[-1]}")
         hdr.append("References: " + "\r\n ".join(msg.history))
     hdr += ["MIME-Version: 1.0", f"Content-Language: {msg.lang}"]
-    if rng.random() < 0.5:
+    outlook = rng.random() < 0.5
+    if outlook:
         hdr.append("X-Mailer: Microsoft Outlook 16.0")
-    parts: list[bytes] = []
 
     def leaf(ctype: str, content: str) -> bytes:
         data, cte = _encode_text(content, charset, rng)
         return (f"Content-Type: {ctype}; charset=\"{charset}\"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n").encode() + data
 
-    html_body = _html(text)
+    logo_cid = None
+    if kind != "plain" and rng.random() < LOGO_RATE:
+        logo_cid = f"image001.png@01DA{rng.getrandbits(32):08X}.{rng.getrandbits(32):08X}"
+    html_body = _outlook_html(text, msg.lang, logo_cid) if outlook or logo_cid else _html(text)
     if kind == "plain":
         body = leaf("text/plain", text)
     elif kind == "html":
@@ -269,16 +370,24 @@ def _render(msg: GeneratedMessage) -> bytes:
         body = (f"Content-Type: multipart/alternative; boundary=\"{b2}\"\r\n\r\n").encode()
         body += f"--{b2}\r\n".encode() + leaf("text/plain", text) + f"\r\n--{b2}\r\n".encode()
         body += leaf("text/html", html_body) + f"\r\n--{b2}--\r\n".encode()
+    if logo_cid:
+        b3 = boundary + "_rel"
+        logo = (f"Content-Type: image/png; name=\"image001.png\"\r\nContent-Description: image001.png\r\n"
+                f"Content-Disposition: inline; filename=\"image001.png\"\r\nContent-ID: <{logo_cid}>\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n").encode() + _b64(rng.randbytes(rng.randint(3_000, 14_000)))
+        body = (f"Content-Type: multipart/related; boundary=\"{b3}\"; type=\"text/html\"\r\n\r\n").encode() + (
+            f"--{b3}\r\n".encode() + body + f"\r\n--{b3}\r\n".encode() + logo + f"\r\n--{b3}--\r\n".encode())
     if has_attachment:
         name, ctype = rng.choice([("invoice.pdf", "application/pdf"), ("statement.csv", "text/csv"),
-                                  ("photo.png", "image/png"), ("Lieferschein_Nr.pdf", "application/pdf")])
-        content = bytes(rng.getrandbits(8) for _ in range(rng.randint(200, 900)))
+                                  ("photo.png", "image/png"), ("Lieferschein_Nr.pdf", "application/pdf"),
+                                  ("Q3 figures.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+                                  ("contract.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document")])
+        content = rng.randbytes(_attachment_size(rng))
         att = (f"Content-Type: {ctype}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n"
-               f"Content-Transfer-Encoding: base64\r\n\r\n").encode() + base64.encodebytes(content).replace(b"\n", b"\r\n")
-        parts = [body, att]
+               f"Content-Transfer-Encoding: base64\r\n\r\n").encode() + _b64(content)
         head = "\r\n".join(hdr + [f"Content-Type: multipart/mixed; boundary=\"{boundary}\""]).encode() + b"\r\n\r\n"
         out = head + b"This is a multi-part message in MIME format.\r\n"
-        for p in parts:
+        for p in (body, att):
             out += f"--{boundary}\r\n".encode() + p + b"\r\n"
         return out + f"--{boundary}--\r\n".encode()
     return "\r\n".join(hdr).encode() + b"\r\n" + body

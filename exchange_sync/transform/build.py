@@ -40,12 +40,25 @@ _EMAIL_HEADERS = frozenset(
     "return-path in-reply-to references delivered-to x-mailer".split()
 )
 # HTML that carries client markup for quotes or signatures: cutting the tree beats text rules.
-_STRUCTURE_RE = re.compile(
-    r"gmail_quote|divRplyFwdMsg|appendonsend|moz-cite-prefix|type=\"?cite|gmail_signature|moz-signature"
-    r"|id=\"?Signature|_MailAutoSig|OutlookMessageHeader|yahoo_quoted|border-top:\s*solid"
-    r"|mail-editor-reference-message-container|AppleMailSignature|OLK_SRC_BODY_SECTION",
-    re.IGNORECASE,
+# Markup of a mail client's quote or signature container: HTML is then the better source than the
+# plain alternative. Literal markers are found with ``in`` on the lower-cased HTML (an IGNORECASE
+# alternation costs ~0.5 ms on Outlook's 10-20 KB bodies); the three patterns are gated by a literal.
+_STRUCTURE_MARKERS = (
+    "gmail_quote", "divrplyfwdmsg", "appendonsend", "moz-cite-prefix", "gmail_signature", "moz-signature",
+    "_mailautosig", "outlookmessageheader", "yahoo_quoted", "mail-editor-reference-message-container",
+    "applemailsignature", "olk_src_body_section",
 )
+_STRUCTURE_PATTERNS = (("cite", re.compile(r"type=\"?cite")), ("signature", re.compile(r"id=\"?signature")),
+                       ("border-top", re.compile(r"border-top:\s*solid")))
+
+
+def _has_quote_structure(html: str) -> bool:
+    low = html.lower()
+    return any(marker in low for marker in _STRUCTURE_MARKERS) or any(
+        literal in low and pattern.search(low) for literal, pattern in _STRUCTURE_PATTERNS
+    )
+
+
 _STUB_RE = re.compile(r"html|this (?:is a )?(?:multi-?part )?message|mime format|e-?mail client", re.IGNORECASE)
 _FORWARD_SUBJECT_RE = re.compile(
     r"^\s*(?:fwd?|fw|wg|tr|rv|enc|i|doorst|vs|vl|fs|trs|pd|rif)\s*(?:\[\d+\])?\s*:", re.IGNORECASE
@@ -91,7 +104,7 @@ def _piece_text(piece: BodyPiece) -> tuple[str, str, str | None, bool, str, bool
     """(new text, quoted text, marked signature, structural quote found, source, capped) of one body piece."""
     html, html_capped = _cap(piece.html, MAX_HTML_CHARS, "<")
     plain, plain_capped = _cap(piece.plain, MAX_CLEAN_CHARS)
-    use_html = html is not None and (_plain_is_stub(plain) or bool(_STRUCTURE_RE.search(html)))
+    use_html = html is not None and (_plain_is_stub(plain) or _has_quote_structure(html))
     if use_html:
         converted = html_to_text(html or "")
         # Everything inside a quote container (seen: a whole message wrapped in gmail_quote):
