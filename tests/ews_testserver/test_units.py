@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 from datetime import datetime, timezone
@@ -115,3 +116,27 @@ def test_mbox_split_keeps_message_bytes() -> None:
     m2 = make_mime("two", "<2@x>").replace(b"\r\n", b"\n")
     data = b"From a@b Mon Jan  1 00:00:00 2024\n" + m1 + b"\nFrom c@d Mon Jan  1 00:00:00 2024\n" + m2
     assert split_mbox(data) == [m1, m2]
+
+
+def test_binary_parts_are_line_aligned_cuts_of_the_pool():
+    """The pre-encoded pool gives the same base64 lines as encoding the cut bytes directly."""
+    import random
+
+    from ews_testserver import generate as g
+
+    raw, _encoded = g._pool()
+    for size in (1, 56, 57, 58, 1_000, 60_000, g.ATTACHMENT_MAX_BYTES):
+        drawn, replay = random.Random(size), random.Random(size)
+        out = g._binary_b64(drawn, size)
+        start = replay.randrange(len(raw) // 57 - size // 57 - 1) * 57
+        assert out == g._b64(raw[start:start + size])
+        assert len(base64.b64decode(out)) == size
+
+
+def test_generated_sizes_are_realistic():
+    """Mostly small mail with a long attachment tail (mean tens of KB), not minimal fixtures."""
+    sizes = sorted(len(m.render()) for m in generate_messages(2_000, seed=5, owner="u@example.com"))
+    mean = sum(sizes) / len(sizes)
+    assert 1_500 < sizes[len(sizes) // 2] < 20_000
+    assert 20_000 < mean < 120_000
+    assert sizes[-1] > 500_000
