@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from exchange_sync.comment import Comment
 from exchange_sync.pipeline.crashpoints import crashpoint
@@ -140,16 +139,12 @@ def transform_file(staging, staged_path: str) -> TransformedBatch:
             "comment": [json.dumps(c.to_api(), ensure_ascii=False) for c in comments],
         }
     )
-    fs, _ = staging._fs()
-    with fs.open(out, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+    staging.write_table(table, out)
     return TransformedBatch(comments_path=out, comments=len(comments), rejections=rejected)
 
 
 def read_comments(rt: Runtime, comments_path: str) -> list[Comment]:
-    fs, _ = rt.staging._fs()
-    with fs.open(comments_path, "rb") as fh:
-        table = pq.read_table(fh)
+    table = rt.staging.read_table(comments_path)
     return [Comment.model_validate_json(text) for text in table.column("comment").to_pylist()]
 
 
