@@ -181,3 +181,51 @@ def test_kill_at_a_crash_point_then_rerun_equals_a_clean_run(ews, tmp_path, cras
     finally:
         a.close()
         b.close()
+
+
+def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
+    """Workers die with the *thread* that spawned them (PR_SET_PDEATHSIG): a pool first used from a
+    page pipeline's short-lived transform thread must keep its workers after that thread ends."""
+    import threading
+    from datetime import datetime, timezone
+
+    from exchange_sync.pipeline.steps import transform_file
+    from exchange_sync.pipeline.transformer import Transformer
+    from exchange_sync.staging import Staging
+    from exchange_sync.source.models import STAGED_SCHEMA
+    from ews_testserver.generate import generate_messages
+    import pyarrow as pa
+
+    data = {"name": "pool", "connection": {"kind": "ews", "server_url": "https://ews.invalid/EWS/Exchange.asmx",
+                                           "username": "u", "password": {"env": "UNUSED"}, "access_type": "delegate"},
+            "mailboxes": [{"email": "a@example.com"}], "staging": {"url": str(tmp_path / "staging")},
+            "transform_workers": 1}
+    config = parse_config(data)
+    staging = Staging(config.staging.url)
+    mime = [m.render() for m in generate_messages(20, seed=2, owner="a@example.com")]
+    rows = {name: [None] * len(mime) for name in STAGED_SCHEMA.names}
+    rows.update(mailbox=["a@example.com"] * len(mime), folder_id=["f"] * len(mime), folder_path=["Inbox"] * len(mime),
+                item_id=[f"id{i}" for i in range(len(mime))], change_key=["ck"] * len(mime),
+                change_type=["create"] * len(mime), mime_content=mime,
+                datetime_received=[datetime(2024, 1, 1, tzinfo=timezone.utc)] * len(mime))
+    path = staging.write(pa.table(rows, schema=STAGED_SCHEMA), "pool", "a@example.com", "f")
+
+    made: list[Transformer] = []
+    def start_and_use() -> None:  # like a page pipeline's transform thread: start, use, end
+        made.append(Transformer(config))
+        made[0].transform(staging, path)
+
+    starter = threading.Thread(target=start_and_use)
+    starter.start()
+    starter.join()  # the thread that created the pool is gone
+    transformer = made[0]
+    try:
+        pool = transformer._pool
+        for _ in range(3):
+            batch = transformer.transform(staging, path)
+            assert batch.comments == len(mime)
+        assert transformer._pool is pool, "the pool was restarted: its workers died with their starting thread"
+        assert "restarting the pool" not in caplog.text
+    finally:
+        transformer.close()
+    assert batch == transform_file(staging, path)
