@@ -72,8 +72,18 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_measured(cmd: list[str], env: dict, cwd: Path) -> dict:
-    """Run ``cmd``; wall seconds, exit code, stdout, main-process VmHWM and peak tree RSS (MB)."""
+    """Run ``cmd``; wall seconds, exit code, stdout, main-process VmHWM, peak tree RSS (MB) and the
+    CPU seconds of the whole process tree (children included once they are reaped)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = {"main_hwm": 0, "tree_rss": 0, "procs": 0}
@@ -98,7 +108,9 @@ def run_measured(cmd: list[str], env: dict, cwd: Path) -> dict:
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
-    return {"wall": wall, "code": proc.returncode, "stdout": out, "stderr": err,
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"wall": wall, "code": proc.returncode, "stdout": out, "stderr": err, "cpu_s": cpu,
             "main_hwm_mb": peak["main_hwm"] / 1024, "tree_rss_mb": peak["tree_rss"] / 1024, "procs": peak["procs"]}
 
 
@@ -174,6 +186,15 @@ def run_naive(srv, mailboxes: list[str], work: Path, env: dict, policy: str) -> 
     return result
 
 
+def mailbox_profile(box: str, n: int) -> str:
+    """Size of the generated mail the runs will see (the same seed and owner as the server's)."""
+    from ews_testserver.generate import generate_messages
+
+    sizes = sorted(len(m.render()) for m in generate_messages(n, owner=box))
+    return (f"{n} messages, {sum(sizes) / 1e6:.0f} MB of MIME: mean {sum(sizes) / n / 1024:.1f} KB, "
+            f"median {sizes[n // 2] / 1024:.1f} KB, largest {sizes[-1] / 1e6:.1f} MB")
+
+
 def server(mailboxes: dict[str, int]):
     from ews_testserver.testing import running_server
 
@@ -232,22 +253,29 @@ def main() -> None:
 
         box = "bench@example.com"
         if not {"naive", "ours"} <= skip:
+            emit("generated mailbox", mailbox_profile(box, args.messages))
             with server({box: args.messages}) as srv:
                 naive = ours = None
                 if "naive" not in skip:
+                    server_cpu = cpu_seconds(srv.process.pid)
                     naive = run_naive(srv, [box], work / "naive", env, args.naive_policy)
+                    server_cpu = cpu_seconds(srv.process.pid) - server_cpu
                     emit(f"naive loop ({args.messages} messages, {args.naive_policy})",
                          f"{naive['emails']} emails in {naive['wall']:.1f} s = {naive['emails'] / naive['wall']:.0f} "
-                         f"emails/s (loop only: {naive['emails_per_s']:.0f}/s); peak RSS {naive['main_hwm_mb']:.0f} MB")
+                         f"emails/s (loop only: {naive['emails_per_s']:.0f}/s); peak RSS {naive['main_hwm_mb']:.0f} MB; "
+                         f"CPU: client {naive['cpu_s']:.1f} s, EWS test server {server_cpu:.1f} s")
                 if "ours" not in skip:
                     seq = srv.last_seq()
+                    server_cpu = cpu_seconds(srv.process.pid)
                     ours = run_ours(write_config(srv, work / "ours", [box]), env)
+                    server_cpu = cpu_seconds(srv.process.pid) - server_cpu
                     ops = Counter(e["operation"] for e in srv.log(seq))
                     emit(f"exchange-sync run ({args.messages} messages)",
                          f"{ours['emails']} emails in {ours['wall']:.1f} s = {ours['emails'] / ours['wall']:.0f} emails/s "
                          f"(inside the flow: {ours['in_flow_s']:.1f} s = {ours['emails'] / ours['in_flow_s']:.0f}/s); "
                          f"peak RSS main {ours['main_hwm_mb']:.0f} MB, tree {ours['tree_rss_mb']:.0f} MB "
-                         f"({ours['procs']} processes); requests {dict(ops)}")
+                         f"({ours['procs']} processes); CPU: client {ours['cpu_s']:.1f} s (workers included), "
+                         f"EWS test server {server_cpu:.1f} s; requests {dict(ops)}")
                 if naive and ours:
                     ratio = (ours["emails"] / ours["wall"]) / (naive["emails"] / naive["wall"])
                     emit("ratio exchange-sync / naive (emails/s, subprocess wall)", f"{ratio:.2f}x")

@@ -289,6 +289,9 @@ Destination = Annotated[StoreDestination | ReinferDestination, Field(discriminat
 
 class StagingConfig(_Model):
     url: str = DEFAULT_STAGING_URL
+    # Staged batches (raw MIME) are kept this many days for `exchange-sync replay`, then removed at
+    # the end of a run; None keeps them forever (staging then grows with every synced message).
+    keep_days: float | None = Field(default=7, ge=0)
 
 
 class StateConfig(_Model):

@@ -29,6 +29,8 @@ from exchange_sync.source.models import STAGED_SCHEMA
 
 
 _counter = itertools.count()
+# <stamp>-<seq>-<id>.parquet, its .comments file, or the .<name>.tmp of an interrupted write.
+_BATCH_NAME_RE = re.compile(r"^\.?(\d{8}T\d{12}Z)-\d+-[0-9a-f]+\.(?:parquet|comments)(?:\.tmp)?$")
 _counter_lock = threading.Lock()
 
 
@@ -109,4 +111,22 @@ class Staging:
     def remove(self, path: str) -> None:
         fs, _ = self._fs()
         fs.rm(path)
+
+    def prune(self, integration: str, older_than: datetime) -> int:
+        """Remove the integration's batches staged before ``older_than`` (by the UTC time in their
+        name, so it works the same on object storage), with their comments files and any
+        temporary file left by a crash. Returns the number of batches removed."""
+        fs, root = self._fs()
+        base = f"{root}/{_safe(integration)}"
+        if not fs.exists(base):
+            return 0
+        cutoff = older_than.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        doomed = []
+        for path in fs.find(base):
+            match = _BATCH_NAME_RE.match(path.rsplit("/", 1)[-1])
+            if match and match.group(1) < cutoff:
+                doomed.append(path)
+        if doomed:
+            fs.rm(doomed)
+        return sum(1 for p in doomed if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith("."))
 

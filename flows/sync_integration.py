@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
@@ -125,6 +125,19 @@ def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) 
                                         error_count_delta=0)
 
 
+def _prune_staging(rt: Runtime, logger) -> None:
+    keep = rt.config.staging.keep_days
+    if keep is None:
+        return
+    try:
+        removed = rt.staging.prune(rt.config.name, datetime.now(timezone.utc) - timedelta(days=keep))
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not fail a run that synced
+        logger.warning("could not prune staging (%s: %s); staged batches are kept", type(exc).__name__, exc)
+        return
+    if removed:
+        logger.info("removed %d staged batches older than %s days", removed, keep)
+
+
 @flow(name="exchange-sync", flow_run_name=_run_name, validate_parameters=True, log_prints=False)
 def sync_integration(
     config: IntegrationConfig,
@@ -210,6 +223,7 @@ def sync_integration(
         report.finished_at = datetime.now(timezone.utc)
         status = "failed" if credentials_error or report.failed else "completed"
         rt.state.finish_run(run_id, status, report.to_dict())
+        _prune_staging(rt, logger)
         rt.close()
     create_table_artifact(key=_artifact_key(config.name, "run"), table=report.rows(),
                           description=f"{mode} run of {config.name}")

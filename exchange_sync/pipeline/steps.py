@@ -82,6 +82,10 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
     page = next(iter(session.sync_pages(folder, sync_state, page_size=rt.config.batch_size)))
     crashpoint("after_sync_page")
     wanted = [r for r in page.changes if start is None or r.datetime_received is None or r.datetime_received >= start]
+    if wanted:
+        # Start the transform workers (~2 s of imports and model loading) while this page is
+        # fetched, not when it is handed over; a run with nothing to fetch never starts them.
+        rt.transformer  # noqa: B018
     path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
     return ExtractedPage(
         staged_path=path,

@@ -1,0 +1,68 @@
+"""Staging: atomic batch files, read back as written, pruned by the time in their names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+
+from exchange_sync.source.models import STAGED_SCHEMA
+from exchange_sync.staging import Staging
+
+
+def _table(n: int = 2) -> pa.Table:
+    return pa.table({
+        "mailbox": ["a@example.com"] * n, "folder_id": ["f"] * n, "folder_path": ["Inbox"] * n,
+        "item_id": [f"i{k}" for k in range(n)], "change_key": ["c"] * n, "change_type": ["create"] * n,
+        "internet_message_id": [None] * n, "datetime_received": [datetime(2024, 1, 1, tzinfo=timezone.utc)] * n,
+        "conversation_id": [None] * n, "size": [10] * n, "mime_content": [b"Subject: x\r\n\r\nbody"] * n,
+    }, schema=STAGED_SCHEMA)
+
+
+def test_write_read_round_trip(tmp_path):
+    staging = Staging(str(tmp_path / "staging"))
+    path = staging.write(_table(3), "integ", "a@example.com", "folder-1")
+    frame = staging.read(path)
+    assert list(frame["item_id"]) == ["i0", "i1", "i2"]
+    assert list(staging.batches("integ")) == [path]
+    assert not [p for p in (tmp_path / "staging").rglob(".*.tmp")]  # written under a temporary name, renamed
+
+
+def test_prune_removes_only_batches_older_than_the_cutoff(tmp_path):
+    root = tmp_path / "staging"
+    staging = Staging(str(root))
+    old = staging.write(_table(), "integ", "a@example.com", "f")
+    comments_of_old = old.removesuffix(".parquet") + ".comments"
+    with open(comments_of_old, "wb") as fh:
+        fh.write(b"x")
+    folder = old.rsplit("/", 1)[0]
+    crash_leftover = f"{folder}/.20000101T000000000000Z-000001-deadbeef.parquet.tmp"
+    with open(crash_leftover, "wb") as fh:
+        fh.write(b"partial")
+    unrelated = f"{folder}/notes.txt"
+    with open(unrelated, "w") as fh:
+        fh.write("kept: not a batch")
+    other_integration = staging.write(_table(), "other", "a@example.com", "f")
+
+    cutoff = datetime.now(timezone.utc) + timedelta(seconds=1)
+    newer = staging.write(_table(), "integ", "a@example.com", "f")  # a batch staged after the cutoff
+    newer_name = newer.rsplit("/", 1)[-1]
+    renamed = f"{folder}/{(cutoff + timedelta(days=1)).strftime('%Y%m%dT%H%M%S%fZ')}{newer_name[22:]}"
+    import os
+
+    os.rename(newer, renamed)
+
+    assert staging.prune("integ", cutoff) == 1
+    left = {p.name for p in root.rglob("*") if p.is_file()}
+    assert old.rsplit("/", 1)[-1] not in left and comments_of_old.rsplit("/", 1)[-1] not in left
+    assert crash_leftover.rsplit("/", 1)[-1] not in left
+    assert {"notes.txt", renamed.rsplit("/", 1)[-1], other_integration.rsplit("/", 1)[-1]} <= left
+    assert list(staging.batches("integ")) == [renamed]
+    assert staging.prune("never-synced", cutoff) == 0
+
+
+def test_keep_days_default_and_none():
+    from exchange_sync.config import StagingConfig
+
+    assert StagingConfig().keep_days == 7
+    assert StagingConfig(keep_days=None).keep_days is None
