@@ -51,13 +51,22 @@ def load_batch(
     )
 
 
+def load_or_commit(rt: Runtime, mailbox: str, folder, batch, **kw):
+    """``load_batch`` as a task run when there is something to load; a page without items or
+    deletions (every folder of a no-change poll) only commits its state and sync time, in a
+    plain call: as a task run it was half of a poll's Prefect traffic (docs/performance.md)."""
+    if batch is None and not kw.get("deletes"):
+        return plain.load_batch(rt, mailbox, folder, batch, **kw)
+    return load_batch(rt, mailbox, folder, batch, **kw)
+
+
 class PrefectSteps:
     """The ``Steps`` of ``exchange_sync.pipeline.mailbox`` as Prefect task runs."""
 
     extract_page = staticmethod(extract_page)
     extract_refs = staticmethod(extract_refs)
     transform_batch = staticmethod(transform_batch)
-    load_batch = staticmethod(load_batch)
+    load_batch = staticmethod(load_or_commit)
 
 
 @task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")

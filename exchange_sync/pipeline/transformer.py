@@ -33,8 +33,10 @@ _staging = None  # per worker process
 
 def _init_worker(staging_url: str, parent_pid: int) -> None:
     global _staging
+    from exchange_sync.memory import tune_malloc
     from exchange_sync.staging import Staging
 
+    tune_malloc()
     _die_with_parent(parent_pid)
     _staging = Staging(staging_url)
 
