@@ -163,7 +163,9 @@ def test_staging_on_s3_compatible_storage(prefect_api, ews, tmp_path, monkeypatc
                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
             monkeypatch.setenv(key, value)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="exsync-staging")
-        # What FSSPEC_S3_ENDPOINT_URL=... in the worker's environment does (read at fsspec import).
+        # FSSPEC_S3_ENDPOINT_URL is read at fsspec import: the environment reaches the transform
+        # worker processes (spawned later); this process imported fsspec already, so set both.
+        monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", endpoint)
         monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
         data = local_config(ews, tmp_path, ["ok@example.com", "ok2@example.com"],
                             staging={"url": "s3://exsync-staging/prod"})
