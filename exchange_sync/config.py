@@ -334,7 +334,7 @@ class IntegrationConfig(_Model):
     # rediscovered after this many minutes (0 = every run), or at once when a cached folder is gone.
     folder_refresh_minutes: float = Field(default=60, ge=0, le=7 * 24 * 60)
     # Processes that transform staged pages while the mailbox threads extract and load the next
-    # ones; 0 transforms in the mailbox's own thread. None = automatic (CPUs - 1, at least 1, at most 4; 0 on 1 CPU).
+    # ones; 0 transforms in the mailbox's own thread. None = automatic (CPUs - 1, at least 2, at most 4; 0 on 1 CPU).
     transform_workers: int | None = Field(default=None, ge=0, le=64)
     task_runner: TaskRunnerConfig = TaskRunnerConfig()
     # A mailbox that fails for the same reason this many runs in a row is disabled (skipped by

@@ -6,7 +6,7 @@ the GIL against extraction (XML parse, base64) and loading; in worker processes 
 on the other cores. Workers get only a staged path and write the comments file next to it (the same
 files as in-thread), so nothing but a path and the rejections crosses the process boundary.
 
-``transform_workers``: None = CPUs - 1 (at least 1, at most 4) from 2 CPUs up, else 0; 0 = in the calling thread. The pool is also
+``transform_workers``: None = CPUs - 1 (at least 2, at most 4) from 2 CPUs up, else 0; 0 = in the calling thread. The pool is also
 skipped inside a daemonic process (e.g. some Dask worker setups), which may not have children.
 Workers are started with ``spawn`` (a fork of a threaded process could inherit held locks) and
 warmed up at once, so their start-up overlaps the first extraction.
@@ -82,11 +82,11 @@ def _transform_in_worker(staged_path: str):
 def worker_count(config: IntegrationConfig) -> int:
     wanted = config.transform_workers
     if wanted is None:
-        # The mailbox threads (XML parse, staging, loading, Prefect) need ~a third of a core per
-        # transform worker; on 2 CPUs one worker already beats the in-thread transform (10,000
-        # messages through the CLI: 28.8 s vs 33.7 s, docs/performance.md). One CPU: in-thread.
+        # The mailbox threads (XML parse, staging, loading, Prefect) need about a third of a core;
+        # on 2 CPUs two workers beat one (10,000 messages through the CLI: 26.3-27.4 s vs 27.5-28.6 s)
+        # and both beat the in-thread transform (33.7 s), docs/performance.md. One CPU: in-thread.
         cpus = os.cpu_count() or 1
-        wanted = 0 if cpus < MIN_CPUS_FOR_POOL else min(MAX_AUTO_WORKERS, max(1, cpus - 1))
+        wanted = 0 if cpus < MIN_CPUS_FOR_POOL else min(MAX_AUTO_WORKERS, max(2, cpus - 1))
     if wanted > 0 and multiprocessing.current_process().daemon:
         return 0
     return wanted

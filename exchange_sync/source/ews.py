@@ -16,7 +16,7 @@ import binascii
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -160,6 +160,10 @@ class EwsSource:
         self.protocol = new_protocol(protocol_cls, self._config)
         self._closed = False
         self._lock = threading.Lock()
+        # SyncFolderItems of a folder's next page, started while the current page's items are
+        # fetched (see MailboxSession.sync_pages); keyed by (mailbox, folder id, state, page size).
+        self._ahead: dict[tuple[str, str, str, int], Future] = {}
+        self._ahead_pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_config(cls, config: IntegrationConfig, secret: SecretStr | None = None) -> "EwsSource":
@@ -193,11 +197,28 @@ class EwsSource:
             operation=operation,
         )
 
+    def sync_ahead(self, key: tuple[str, str, str, int], fn: Callable[[], T]) -> None:
+        """Start ``fn`` (a SyncFolderItems call) in the background for a later ``take_ahead(key)``."""
+        with self._lock:
+            if self._closed or key in self._ahead:
+                return
+            if self._ahead_pool is None:
+                self._ahead_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ews-sync-ahead")
+            self._ahead[key] = self._ahead_pool.submit(fn)
+
+    def take_ahead(self, key: tuple[str, str, str, int]) -> Future | None:
+        with self._lock:
+            return self._ahead.pop(key, None)
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            pool, self._ahead_pool = self._ahead_pool, None
+            self._ahead.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         self.protocol.close()
         redact.unprotect(self)
 
@@ -287,20 +308,37 @@ class MailboxSession:
         state = sync_state
         while True:
             current = state
-            changes, new_state, last = self._call(
-                "SyncFolderItems",
-                lambda: RawSyncFolderItems(account=self.account).page(
-                    folder_id_elem(folder.folder_id), REF_FIELDS, current, page_size
-                ),
-            )
+            changes, new_state, last = self._sync_page(folder, current, page_size)
             page = _sync_page(changes, new_state, last)
+            stuck = new_state == current and not page.changes and not page.deletes and not page.read_flag_changes
+            if not last and not stuck and new_state:
+                # The next page depends only on this state: ask for it while this page's items are
+                # fetched (read-only; an unused answer is simply dropped).
+                self.source.sync_ahead((self.email, folder.folder_id, new_state, page_size),
+                                       lambda s=new_state: self._sync_call(folder, s, page_size))
             yield page
-            if last:
-                return
-            if new_state == current and not page.changes and not page.deletes and not page.read_flag_changes:
-                # A server that does not advance the state would loop us forever (exchangelib guards the same way).
+            if last or stuck:
+                # ``stuck``: a server that does not advance the state would loop us forever
+                # (exchangelib guards the same way).
                 return
             state = new_state
+
+    def _sync_call(self, folder: FolderInfo, state: str | None, page_size: int) -> tuple:
+        return self._call(
+            "SyncFolderItems",
+            lambda: RawSyncFolderItems(account=self.account).page(
+                folder_id_elem(folder.folder_id), REF_FIELDS, state, page_size
+            ),
+        )
+
+    def _sync_page(self, folder: FolderInfo, state: str | None, page_size: int) -> tuple:
+        ahead = self.source.take_ahead((self.email, folder.folder_id, state, page_size)) if state else None
+        if ahead is not None:
+            try:
+                return ahead.result()
+            except Exception:  # noqa: BLE001 - asked again below, where its error is raised in order
+                pass
+        return self._sync_call(folder, state, page_size)
 
     # ---- fetch ---------------------------------------------------------------------------------
     def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, *, chunk_size: int | None = None) -> FetchResult:
