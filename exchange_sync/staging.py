@@ -29,9 +29,12 @@ from exchange_sync.source.models import STAGED_SCHEMA
 
 
 _counter = itertools.count()
+_counter_lock = threading.Lock()
+# Batch names start with their UTC staging time in this format: they sort in extraction order and
+# ``prune`` reads their age from the name (no mtime on object storage).
+BATCH_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 # <stamp>-<seq>-<id>.parquet, its .comments file, or the .<name>.tmp of an interrupted write.
 _BATCH_NAME_RE = re.compile(r"^\.?(\d{8}T\d{12}Z)-\d+-[0-9a-f]+\.(?:parquet|comments)(?:\.tmp)?$")
-_counter_lock = threading.Lock()
 
 
 def folder_key(folder_id: str) -> str:
@@ -67,7 +70,7 @@ class Staging:
         fs.makedirs(directory, exist_ok=True)
         with _counter_lock:
             seq = next(_counter)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(timezone.utc).strftime(BATCH_STAMP_FORMAT)
         name = f"{stamp}-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
         final = f"{directory}/{name}"
         tmp = f"{directory}/.{name}.tmp"
@@ -120,13 +123,15 @@ class Staging:
         base = f"{root}/{_safe(integration)}"
         if not fs.exists(base):
             return 0
-        cutoff = older_than.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        doomed = []
+        cutoff = older_than.astimezone(timezone.utc).strftime(BATCH_STAMP_FORMAT)
+        doomed, batches = [], 0
         for path in fs.find(base):
-            match = _BATCH_NAME_RE.match(path.rsplit("/", 1)[-1])
+            name = path.rsplit("/", 1)[-1]
+            match = _BATCH_NAME_RE.match(name)
             if match and match.group(1) < cutoff:
                 doomed.append(path)
+                batches += name.endswith(".parquet") and not name.startswith(".")
         if doomed:
             fs.rm(doomed)
-        return sum(1 for p in doomed if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith("."))
+        return batches
 

@@ -308,7 +308,7 @@ class MailboxSession:
         state = sync_state
         while True:
             current = state
-            changes, new_state, last = self._sync_page(folder, current, page_size)
+            changes, new_state, last = self._sync_answer(folder, current, page_size)
             page = _sync_page(changes, new_state, last)
             stuck = new_state == current and not page.changes and not page.deletes and not page.read_flag_changes
             if not last and not stuck and new_state:
@@ -331,7 +331,7 @@ class MailboxSession:
             ),
         )
 
-    def _sync_page(self, folder: FolderInfo, state: str | None, page_size: int) -> tuple:
+    def _sync_answer(self, folder: FolderInfo, state: str | None, page_size: int) -> tuple:
         ahead = self.source.take_ahead((self.email, folder.folder_id, state, page_size)) if state else None
         if ahead is not None:
             try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import sys
 import types
-from collections.abc import Callable
 from email import feedparser
 
 _PREFIX = "(?P<sep>"
@@ -60,20 +59,18 @@ def install(parser_module: types.ModuleType = feedparser) -> bool:
     """Give ``email.feedparser`` the 3.13 boundary matcher; True if it was (or already is) installed."""
     if sys.version_info >= (3, 13) or hasattr(parser_module, "boundaryendRE"):
         return False
-    current = getattr(parser_module, "re", None)
-    if current is not None and getattr(current, "compile", None) is _compile:
+    if installed(parser_module):
         return True
-    if current is not re:
+    if getattr(parser_module, "re", None) is not re:
         return False  # someone else changed it: leave it alone
     parser_module.re = _shim()  # type: ignore[attr-defined]
     return True
 
 
 def uninstall(parser_module: types.ModuleType = feedparser) -> None:
-    if getattr(getattr(parser_module, "re", None), "compile", None) is _compile:
+    if installed(parser_module):
         parser_module.re = re  # type: ignore[attr-defined]
 
 
 def installed(parser_module: types.ModuleType = feedparser) -> bool:
-    compile_: Callable[..., object] | None = getattr(getattr(parser_module, "re", None), "compile", None)
-    return compile_ is _compile
+    return getattr(getattr(parser_module, "re", None), "compile", None) is _compile

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 
 from exchange_sync.source.models import STAGED_SCHEMA
-from exchange_sync.staging import Staging
+from exchange_sync.staging import BATCH_STAMP_FORMAT, Staging
 
 
 def _table(n: int = 2) -> pa.Table:
@@ -47,9 +48,7 @@ def test_prune_removes_only_batches_older_than_the_cutoff(tmp_path):
     cutoff = datetime.now(timezone.utc) + timedelta(seconds=1)
     newer = staging.write(_table(), "integ", "a@example.com", "f")  # a batch staged after the cutoff
     newer_name = newer.rsplit("/", 1)[-1]
-    renamed = f"{folder}/{(cutoff + timedelta(days=1)).strftime('%Y%m%dT%H%M%S%fZ')}{newer_name[22:]}"
-    import os
-
+    renamed = f"{folder}/{(cutoff + timedelta(days=1)).strftime(BATCH_STAMP_FORMAT)}{newer_name[22:]}"
     os.rename(newer, renamed)
 
     assert staging.prune("integ", cutoff) == 1
