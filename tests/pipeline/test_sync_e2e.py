@@ -184,3 +184,62 @@ def test_replay_reloads_staged_batches_without_exchange(ews, sync, tmp_path):
     assert result["comments"] == summary["totals"]["new"] + summary["totals"]["updated_properties_only"]
     assert result["counts"]["units"] == 0 and result["counts"]["new"] == 0
     assert srv.operations(mark) == []
+
+
+def _task_run_names_of_latest_flow_run() -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (latest,) = client.read_flow_runs(sort=FlowRunSort.END_TIME_DESC, limit=1)
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+    return [r.name for r in runs]
+
+
+def test_no_change_poll_commits_every_folder_without_load_task_runs(ews, sync, tmp_path):
+    """Empty pages commit their state and sync time in a plain call (no `load` task run), and a
+    run with nothing to fetch never starts the transform workers."""
+    from exchange_sync.config import parse_config
+    from exchange_sync.pipeline import steps
+    from exchange_sync.pipeline.runtime import Runtime, checkpoint_store
+
+    srv = ews(["ap@example.com=generate:30"])
+    data = make_config(srv, tmp_path, ["ap@example.com"], transform_workers=1)
+    _summary, code = sync(data)
+    assert code == 0
+    assert any(name.startswith("load") for name in _task_run_names_of_latest_flow_run())
+    config = parse_config(data)
+    store = checkpoint_store(config)
+    before = {s.folder_id: s for s in store.list_folder_states(config.name)}
+    _summary, code = sync(data)
+    assert code == 0
+    names = _task_run_names_of_latest_flow_run()
+    assert names and not [n for n in names if n.startswith("load")], names
+    after = {s.folder_id: s for s in store.list_folder_states(config.name)}
+    store.close()
+    assert after.keys() == before.keys()
+    assert all(after[f].last_synced_at > before[f].last_synced_at for f in before)
+
+    rt = Runtime.open(config)
+    try:
+        folder = next(f for f in rt.source.open_mailbox("ap@example.com").mail_folders() if f.path == "Inbox")
+        empty = steps.extract_page(rt, "ap@example.com", folder, after[folder.folder_id].sync_state, None)
+        assert empty.items == 0 and rt._transformer is None  # nothing to fetch: no workers started
+        full = steps.extract_page(rt, "ap@example.com", folder, None, None)
+        assert full.items > 0 and rt._transformer is not None
+    finally:
+        rt.close()
+
+
+def test_staged_batches_older_than_keep_days_are_pruned_after_the_run(ews, sync, tmp_path):
+    srv = ews(["ap@example.com=generate:20"])
+    kept = make_config(srv, tmp_path / "kept", ["ap@example.com"])
+    pruned = make_config(srv, tmp_path / "pruned", ["ap@example.com"], staging={"url": str(tmp_path / "pruned-staging"),
+                                                                                  "keep_days": 0})
+    for data in (kept, pruned):
+        _summary, code = sync(data)
+        assert code == 0
+    assert list(Path(kept["staging"]["url"]).rglob("*.parquet"))  # default: kept for replay
+    assert not [p for p in Path(pruned["staging"]["url"]).rglob("*") if p.is_file()]
+    assert all_comments(pruned).keys() == all_comments(kept).keys()
