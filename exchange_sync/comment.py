@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -154,6 +154,18 @@ class Comment(_Model):
     @property
     def message(self) -> Message:
         return self.messages[0]
+
+
+# A comment in the public API's JSON form, as ``Comment.to_api()`` returns it. The transform stages
+# comments in this form and the loaders take it as is: it was validated when it was made, and
+# validating it again (model_validate_json, then model_dump) cost the main process more than the
+# SQLite writes it feeds (docs/performance.md).
+ApiComment = dict[str, Any]
+
+
+def api_form(comment: Union[Comment, ApiComment]) -> ApiComment:
+    """``comment.to_api()`` for a model; an ``ApiComment`` is returned as is."""
+    return comment.to_api() if isinstance(comment, Comment) else comment
 
 
 def message_id_to_comment_id(message_id: str) -> str:

@@ -35,6 +35,11 @@ _counter_lock = threading.Lock()
 BATCH_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 # <stamp>-<seq>-<id>.parquet, its .comments file, or the .<name>.tmp of an interrupted write.
 _BATCH_NAME_RE = re.compile(r"^\.?(\d{8}T\d{12}Z)-\d+-[0-9a-f]+\.(?:parquet|comments)(?:\.tmp)?$")
+# Every staged value worth its bytes is unique (a message's MIME, a comment's JSON): Parquet's
+# default dictionary encoding hashes each one before giving up, and min/max statistics scan them,
+# for nothing. Without both a 24 MB batch writes in 52 ms instead of 72 and reads in 25 ms
+# instead of 57, at the same size (docs/performance.md).
+_PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": False, "write_statistics": False}
 
 
 def folder_key(folder_id: str) -> str:
@@ -88,10 +93,10 @@ class Staging:
     def write_table(self, table: pa.Table, path: str) -> None:
         fs, _ = self._fs()
         if _is_local(fs):
-            pq.write_table(table, path, compression="zstd")
+            pq.write_table(table, path, **_PARQUET_OPTIONS)
             return
         with fs.open(path, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+            pq.write_table(table, fh, **_PARQUET_OPTIONS)
 
     def read_table(self, path: str, schema: pa.Schema | None = None) -> pa.Table:
         fs, _ = self._fs()

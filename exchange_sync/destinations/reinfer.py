@@ -34,7 +34,7 @@ from urllib.parse import quote
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from exchange_sync.comment import MAX_COMMENTS_PER_SYNC, Comment
+from exchange_sync.comment import MAX_COMMENTS_PER_SYNC, ApiComment, Comment, api_form
 from exchange_sync.store import LedgerEntry, SqlStore, SyncCounts
 from exchange_sync.store import textpolicy
 
@@ -273,12 +273,13 @@ class ReinferDestination:
         )
         return counts
 
-    def sync(self, comments: Sequence[Comment], *, freeze_text: bool = True) -> SyncCounts:
+    def sync(self, comments: Sequence[Comment | ApiComment], *, freeze_text: bool = True) -> SyncCounts:
         """Load ``comments``; duplicates of an id in one call: the last wins (as in the store)."""
         incoming: dict[str, dict[str, Any]] = {}
         for comment in comments:
-            incoming.pop(comment.id, None)
-            incoming[comment.id] = comment.to_api()
+            data = api_form(comment)
+            incoming.pop(data["id"], None)
+            incoming[data["id"]] = data
         if not incoming:
             return SyncCounts()
         prepared = self._with_frozen_text(incoming) if freeze_text else incoming

@@ -7,10 +7,11 @@ and shared by the mailbox threads. Prefect-free.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from exchange_sync.comment import Comment
+from exchange_sync.comment import ApiComment, Comment
 from exchange_sync.config import IntegrationConfig, ReinferDestination, StoreDestination
 from exchange_sync.staging import Staging
 from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
@@ -43,7 +44,7 @@ class Loader:
         """Where folder watermarks and usage live: next to the comments when we own the store."""
         return self.store if self.store is not None else self.state
 
-    def load(self, comments: list[Comment], *, folder_state: FolderState | None, mailbox: str, day: date) -> SyncCounts:
+    def load(self, comments: Sequence[Comment | ApiComment], *, folder_state: FolderState | None, mailbox: str, day: date) -> SyncCounts:
         usage = UsageKey(integration=self.config.name, mailbox=mailbox, day=day)
         if self.store is not None:
             return self.store.sync_comments(

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from exchange_sync.comment import Comment
+from exchange_sync.comment import ApiComment, Comment, api_form
 from exchange_sync.store import textpolicy
 from exchange_sync.store.models import SyncCounts
 from exchange_sync.store.schema import comments
@@ -104,11 +104,12 @@ def _parse_ts(value: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def dedupe_last_wins(batch: Iterable[Comment]) -> dict[str, dict[str, Any]]:
-    """Comments by id, the last occurrence of an id winning (each id is then counted once)."""
+def dedupe_last_wins(batch: Iterable[Comment | ApiComment]) -> dict[str, dict[str, Any]]:
+    """Comments (API form) by id, the last occurrence of an id winning (each id is then counted once)."""
     by_id: dict[str, dict[str, Any]] = {}
     for comment in batch:
-        by_id[comment.id] = comment.to_api()
+        data = api_form(comment)
+        by_id[data["id"]] = data
     return by_id
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from exchange_sync.comment import Comment
+from exchange_sync.comment import ApiComment, Comment
 from exchange_sync.store import comments as comment_rows
 from exchange_sync.store import ledger, state, usage as usage_ledger
 from exchange_sync.store.ledger import LedgerEntry
@@ -92,7 +92,7 @@ class SqlStore:
 
     def sync_comments(
         self,
-        batch: Iterable[Comment],
+        batch: Iterable[Comment | ApiComment],
         *,
         source: str = DEFAULT_SOURCE,
         freeze_text: bool = True,

@@ -177,3 +177,14 @@ def test_counts_add_and_units() -> None:
     assert total == SyncCounts(new=1, updated=1, updated_text_changed=1, unchanged=2)
     assert total.units == 2
     assert sum([SyncCounts(new=3)]) == SyncCounts(new=3)
+
+
+def test_api_form_comments_load_like_models(store: SqlStore) -> None:
+    # The pipeline loads the transform's staged API JSON without re-validating it; a batch in that
+    # form must count and store exactly as the same batch of models (duplicates: the last wins).
+    batch = [make_comment(i) for i in range(4)]
+    api = [c.to_api() for c in batch] + [_edited(batch[1], **{"prop:string:Folder": "Later"}).to_api()]
+    assert store.sync_comments(api, freeze_text=False) == SyncCounts(new=4)
+    assert store.get_comment(batch[0].id) == batch[0]
+    assert store.get_comment(batch[1].id).user_properties["string:Folder"] == "Later"
+    assert store.sync_comments(batch[2:]) == SyncCounts(unchanged=2)
