@@ -7,6 +7,7 @@ The loop is plain Python over a ``Steps`` object, so the same code runs with pla
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import queue
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from exchange_sync.config import MailboxConfig
 from exchange_sync.pipeline import progress as run_progress
@@ -25,10 +26,10 @@ from exchange_sync.store import SyncCounts
 
 log = logging.getLogger("exchange_sync.pipeline")
 
-# Pages extracted (and transformed) ahead of the one being loaded, per folder. 2 keeps two transform
-# workers busy while the next page is fetched; each page in flight is a staged file, not memory.
-PREFETCH_PAGES = 2
-_UNSET = object()
+# Pages extracted (and transformed) ahead of the one being loaded, per mailbox. Each page in flight is
+# a staged file, not memory. 4 keeps extraction going while the transform workers start (~1 s on
+# 2 CPUs) and while a large page is transformed; 2 left the server idle then (docs/performance.md).
+PREFETCH_PAGES = 4
 
 Mode = Literal["incremental", "backfill"]
 
@@ -109,9 +110,7 @@ def _add(report: MailboxReport, folder_report: FolderReport, page: ExtractedPage
 
 
 def _load_page(rt: Runtime, steps: Steps, mailbox: str, ref: FolderRef, page: ExtractedPage, *, commit_state: bool,
-               batch: TransformedBatch | None | object = _UNSET):
-    if batch is _UNSET:
-        batch = steps.transform_batch(rt, page.staged_path) if page.staged_path else None
+               batch: TransformedBatch | None) -> LoadResult:
     return steps.load_batch(
         rt,
         mailbox,
@@ -125,70 +124,86 @@ def _load_page(rt: Runtime, steps: Steps, mailbox: str, ref: FolderRef, page: Ex
 
 
 class _Prepared:
-    """A page extracted in the background and the future of its transform."""
+    """One item of a mailbox pipeline's queue: a page extracted in the background and the future of
+    its transform; or the end of a folder's pages (``page`` None); or the error that stopped the
+    extraction."""
 
-    __slots__ = ("page", "batch", "error")
+    __slots__ = ("folder", "page", "batch", "error")
 
-    def __init__(self, page: ExtractedPage | None = None, batch: Future | None = None,
+    def __init__(self, folder, page: ExtractedPage | None = None, batch: Future | None = None,
                  error: BaseException | None = None) -> None:
-        self.page, self.batch, self.error = page, batch, error
+        self.folder, self.page, self.batch, self.error = folder, page, batch, error
 
 
-class _PagePipeline:
-    """Extract -> transform -> load of one folder's pages, overlapped, loaded strictly in order.
+PageSource = Callable[[Any], Iterator[ExtractedPage]]  # folder -> its pages, extracted one by one
 
-    One thread extracts pages one after the other (each SyncFolderItems needs the state the previous
-    page returned) and at most ``depth`` pages ahead of the load; each staged page is handed to a
-    transform thread (which waits on the run's transform process pool) as soon as it is staged. The
-    calling thread loads the pages in extraction order; the load of page N commits page N's sync state
-    (in the same transaction as its comments for the embedded store) and nothing else commits a
-    state, so a crash anywhere leaves the watermark at the last *loaded* page: pages extracted or
+
+class _MailboxPipeline:
+    """Extract -> transform -> load of a mailbox's folders, overlapped, loaded strictly in order.
+
+    One thread extracts: the folders one after the other, each folder's pages one after the other
+    (each SyncFolderItems needs the state the previous page returned), at most ``depth`` pages ahead
+    of the load *across folder boundaries*: a folder's last pages are transformed and loaded while
+    the next folder's first pages are fetched (per-folder pipelines drained at every folder end: ~1
+    core idle for ~0.5 s per folder, docs/performance.md). Each staged page is handed to a transform
+    thread (which waits on the run's transform process pool) as soon as it is staged. The calling
+    thread loads pages in extraction order; the load of page N commits page N's sync state (in the
+    same transaction as its comments for the embedded store) and nothing else commits a state, so a
+    crash anywhere leaves every folder's watermark at its last *loaded* page: pages extracted or
     transformed ahead are extracted again by the next run (their staged files are orphans).
+
+    An extraction error stops the extraction and is raised by the iterator where it happened in the
+    order, i.e. after every page extracted before it was loaded (the caller can resume from there).
     """
 
-    def __init__(self, rt: Runtime, steps: Steps, mailbox: MailboxConfig, folder, state: str | None, depth: int) -> None:
-        self.rt, self.steps, self.mailbox, self.folder = rt, steps, mailbox, folder
+    def __init__(self, folders: list, pages: PageSource, mailbox: str, steps: Steps, rt: Runtime,
+                 depth: int) -> None:
+        self.rt, self.steps, self.pages = rt, steps, pages
         self.depth = max(1, depth)
         self.queue: queue.Queue[_Prepared] = queue.Queue()
         self.slots = threading.Semaphore(self.depth)
         self.stopping = threading.Event()
         self.transforms = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="transform")
-        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._extract_all, state),
-                                       name=f"extract-{mailbox.email}", daemon=True)
+        self.remaining = len(folders)
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._extract_all, list(folders)),
+                                       name=f"extract-{mailbox}", daemon=True)
         self.thread.start()
 
-    def _extract_all(self, state: str | None) -> None:
-        try:
-            while not self.stopping.is_set():
-                self.slots.acquire()
-                if self.stopping.is_set():
-                    return
-                page = self.steps.extract_page(self.rt, self.mailbox.email, self.folder, state,
-                                               self.mailbox.start_timestamp)
-                if not page.last_page and _no_progress(page, state):
-                    page.last_page = True
-                batch = None
-                if page.staged_path:
-                    batch = self.transforms.submit(contextvars.copy_context().run, self.steps.transform_batch,
-                                                   self.rt, page.staged_path)
-                self.queue.put(_Prepared(page, batch))
-                if page.last_page:
-                    return
-                state = page.sync_state
-        except BaseException as exc:  # noqa: BLE001 - handed to the loading thread, raised there
-            self.queue.put(_Prepared(error=exc))
+    def _extract_all(self, folders: list) -> None:
+        for folder in folders:
+            try:
+                pages = self.pages(folder)
+                while True:
+                    self.slots.acquire()
+                    if self.stopping.is_set():
+                        return
+                    page = next(pages, None)
+                    if page is None:
+                        self.slots.release()  # the end marker takes no slot
+                        break
+                    batch = None
+                    if page.staged_path:
+                        batch = self.transforms.submit(contextvars.copy_context().run, self.steps.transform_batch,
+                                                       self.rt, page.staged_path)
+                    self.queue.put(_Prepared(folder, page, batch))
+                self.queue.put(_Prepared(folder))
+            except BaseException as exc:  # noqa: BLE001 - handed to the loading thread, raised there
+                self.queue.put(_Prepared(folder, error=exc))
+                return
 
-    def __iter__(self) -> Iterator[tuple[ExtractedPage, TransformedBatch | None]]:
-        while True:
+    def __iter__(self) -> Iterator[tuple[Any, ExtractedPage | None, TransformedBatch | None]]:
+        """(folder, page, transformed batch) in extraction order; (folder, None, None) ends a folder."""
+        while self.remaining:
             item = self.queue.get()
             if item.error is not None:
                 raise item.error
-            assert item.page is not None
+            if item.page is None:
+                self.remaining -= 1
+                yield item.folder, None, None
+                continue
             batch = item.batch.result() if item.batch is not None else None
-            yield item.page, batch
+            yield item.folder, item.page, batch
             self.slots.release()
-            if item.page.last_page:
-                return
 
     def close(self) -> None:
         """Stop extracting ahead and wait for the background work (nothing of it is committed)."""
@@ -204,62 +219,30 @@ def _no_progress(page: ExtractedPage, state: str | None) -> bool:
         and not page.missing
 
 
-def sync_folder_incremental(
-    rt: Runtime, steps: Steps, mailbox: MailboxConfig, folder, report: MailboxReport, progress: ProgressFn | None
-) -> FolderReport:
-    from exchange_sync.source import InvalidSyncState
-
-    ref = FolderRef(folder_id=folder.folder_id, path=folder.path)
-    folder_report = FolderReport(path=folder.path)
-    saved = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox.email, folder.folder_id)
+def _incremental_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, fresh: set[str], folder) -> Iterator[ExtractedPage]:
+    """A folder's changes since its committed watermark (from none for a folder in ``fresh``)."""
+    saved = None if folder.folder_id in fresh else rt.loader.checkpoints.get_folder_state(
+        rt.config.name, mailbox.email, folder.folder_id)
     state = saved.sync_state if saved else None
-    depth = getattr(rt.config, "prefetch_pages", PREFETCH_PAGES)
     while True:
-        pipeline = _PagePipeline(rt, steps, mailbox, folder, state, depth)
-        try:
-            for page, batch in pipeline:
-                result = _load_page(rt, steps, mailbox.email, ref, page, commit_state=True, batch=batch)
-                _add(report, folder_report, page, result)
-                if progress:
-                    progress(mailbox.email, page.items)
-                state = page.sync_state
-            return folder_report
-        except InvalidSyncState:
-            if state is None:
-                raise
-            # The server forgot our state (expired or corrupt): start the folder over. The store's
-            # sync is idempotent and text is frozen, so re-reading the folder creates no duplicate
-            # and bills nothing for comments it already holds.
-            log.warning("sync state of %s/%s rejected by the server; resyncing the folder", mailbox.email, folder.path)
-            folder_report.resynced = True
-            state = None
-        finally:
-            pipeline.close()
+        page = steps.extract_page(rt, mailbox.email, folder, state, mailbox.start_timestamp)
+        if not page.last_page and _no_progress(page, state):
+            page.last_page = True
+        yield page
+        if page.last_page:
+            return
+        state = page.sync_state
 
 
-def sync_folder_backfill(
-    rt: Runtime,
-    steps: Steps,
-    mailbox: MailboxConfig,
-    folder,
-    report: MailboxReport,
-    start: datetime | None,
-    end: datetime | None,
-    progress: ProgressFn | None,
-) -> FolderReport:
-    ref = FolderRef(folder_id=folder.folder_id, path=folder.path)
-    folder_report = FolderReport(path=folder.path)
+def _backfill_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, start: datetime | None, end: datetime | None,
+                    folder) -> Iterator[ExtractedPage]:
+    """A folder's items received in [start, end) (FindItem pages; never reads or moves a watermark)."""
     session = rt.source.open_mailbox(mailbox.email)
     lower = start
     if mailbox.start_timestamp is not None and (lower is None or mailbox.start_timestamp > lower):
         lower = mailbox.start_timestamp  # a backfill never reaches before the mailbox's configured start
     for refs in session.find_range(folder, lower, end, page_size=rt.config.batch_size):
-        page = steps.extract_refs(rt, mailbox.email, folder, refs)
-        result = _load_page(rt, steps, mailbox.email, ref, page, commit_state=False)
-        _add(report, folder_report, page, result)
-        if progress:
-            progress(mailbox.email, page.items)
-    return folder_report
+        yield steps.extract_refs(rt, mailbox.email, folder, refs)
 
 
 def _report_progress(_mailbox: str, items: int) -> None:
@@ -289,7 +272,8 @@ def sync_mailbox(
     progress: ProgressFn | None = None,
 ) -> MailboxReport:
     """Sync one mailbox. Mailbox-level failures are reported, not raised; bad credentials raise."""
-    from exchange_sync.source import FolderNotFound, InvalidCredentials, MailboxAccessDenied, MailboxNotFound, SourceError
+    from exchange_sync.source import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied,
+                                      MailboxNotFound, SourceError)
     from exchange_sync.source.folders import select_mail_folders
 
     steps = steps or PlainSteps()
@@ -303,17 +287,47 @@ def sync_mailbox(
         if mode == "incremental":
             run_progress.expect(_estimate_items(rt, mailbox.email, todo))
         done: set[str] = set()
+        reports: dict[str, FolderReport] = {}
+        fresh: set[str] = set()  # folders to sync from no watermark (the server rejected theirs)
+        depth = getattr(rt.config, "prefetch_pages", PREFETCH_PAGES)
         while todo:
-            folder = todo.pop(0)
+            if mode == "incremental":
+                pages: PageSource = functools.partial(_incremental_pages, rt, steps, mailbox, set(fresh))
+            else:
+                pages = functools.partial(_backfill_pages, rt, steps, mailbox, start, end)
+            pipeline = _MailboxPipeline(todo, pages, mailbox.email, steps, rt, depth)
             try:
-                if mode == "incremental":
-                    folder_report = sync_folder_incremental(rt, steps, mailbox, folder, report, progress)
-                else:
-                    folder_report = sync_folder_backfill(rt, steps, mailbox, folder, report, start, end, progress)
+                for folder, page, batch in pipeline:
+                    folder_report = reports.setdefault(folder.folder_id, FolderReport(path=folder.path))
+                    if page is None:  # every page of the folder is loaded
+                        assert todo[0].folder_id == folder.folder_id
+                        todo.pop(0)
+                        done.add(folder.folder_id)
+                        report.folders.append(folder_report)
+                        continue
+                    result = _load_page(rt, steps, mailbox.email, FolderRef(folder_id=folder.folder_id, path=folder.path),
+                                        page, commit_state=mode == "incremental", batch=batch)
+                    fresh.discard(folder.folder_id)
+                    _add(report, folder_report, page, result)
+                    progress(mailbox.email, page.items)
+            except InvalidSyncState:
+                # Raised after every page before it was loaded, so the failing folder is todo[0] and
+                # its committed watermark is the state that was sent.
+                folder = todo[0]
+                sent = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox.email, folder.folder_id)
+                if folder.folder_id in fresh or sent is None or sent.sync_state is None:
+                    raise
+                # The server forgot our state (expired or corrupt): start the folder over. The store's
+                # sync is idempotent and text is frozen, so re-reading the folder creates no duplicate
+                # and bills nothing for comments it already holds.
+                log.warning("sync state of %s/%s rejected by the server; resyncing the folder", mailbox.email, folder.path)
+                reports.setdefault(folder.folder_id, FolderReport(path=folder.path)).resynced = True
+                fresh.add(folder.folder_id)
             except FolderNotFound:
                 # Deleted (or moved out of reach) since the folder list was made: rediscover, then go on
                 # with the folders of the fresh list not synced yet. Gone from the fresh list = skipped;
-                # still listed = a real error.
+                # still listed = a real error. Folders before it in the list are done (loaded in order).
+                folder = todo[0]
                 every = cache.discover(session)
                 if cached is False and any(f.folder_id == folder.folder_id for f in every):
                     raise
@@ -323,11 +337,10 @@ def sync_mailbox(
                 else:
                     log.info("folder %s of %s no longer exists; skipped", folder.path, mailbox.email)
                     todo = []
-                fresh = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
-                todo += [f for f in fresh if f.folder_id not in done and f.folder_id != folder.folder_id]
-                continue
-            done.add(folder.folder_id)
-            report.folders.append(folder_report)
+                fresh_list = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
+                todo += [f for f in fresh_list if f.folder_id not in done and f.folder_id != folder.folder_id]
+            finally:
+                pipeline.close()
     except InvalidCredentials:
         raise
     except (MailboxNotFound, MailboxAccessDenied) as exc:

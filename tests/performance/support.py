@@ -9,12 +9,13 @@ from exchange_sync.pipeline.mailbox import sync_mailbox
 from exchange_sync.pipeline.runtime import Runtime
 
 
-def run_plain(data: dict, steps=None):
-    """Every mailbox of ``data`` through ``sync_mailbox`` (PlainSteps unless given); the reports."""
+def run_plain(data: dict, steps=None, **kw):
+    """Every mailbox of ``data`` through ``sync_mailbox`` (PlainSteps unless given; ``kw``: mode,
+    start, end); the reports."""
     config = parse_config(data)
     rt = Runtime.open(config)
     try:
-        return [sync_mailbox(rt, m, steps=steps) for m in config.enabled_mailboxes]
+        return [sync_mailbox(rt, m, steps=steps, **kw) for m in config.enabled_mailboxes]
     finally:
         rt.close()
 

@@ -78,6 +78,76 @@ def test_pages_load_in_extraction_order_and_commit_their_own_state(ews, tmp_path
     assert len(all_comments(data)) == 120 and report.items == 120
 
 
+def test_the_next_folder_is_fetched_while_the_previous_one_loads(ews, tmp_path):
+    # Extraction runs ahead across folder boundaries: while the first folder's first page is still
+    # being loaded, the next folder's first page is already fetched (a per-folder pipeline would
+    # drain the first folder before fetching anything of the next: this wait would time out).
+    srv = ews(["a@example.com=generate:60"])
+    data = make_config(srv, tmp_path, ["a@example.com"], batch_size=50, transform_workers=0)
+
+    class WaitForTheNextFolder(RecordingSteps):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first_folder: str | None = None
+            self.next_folder_fetched = threading.Event()
+            self.waited: list[bool] = []
+
+        def extract_page(self, rt, mailbox, folder, sync_state, start):
+            page = super().extract_page(rt, mailbox, folder, sync_state, start)
+            if self.first_folder is None:
+                self.first_folder = folder.path
+            elif folder.path != self.first_folder:
+                self.next_folder_fetched.set()
+            return page
+
+        def load_batch(self, rt, mailbox, folder, batch, **kw):
+            if not self.waited:
+                self.waited.append(self.next_folder_fetched.wait(30))
+            return super().load_batch(rt, mailbox, folder, batch, **kw)
+
+    steps = WaitForTheNextFolder()
+    (report,) = run_plain(data, steps=steps)
+    assert report.status == "ok", report.error
+    assert steps.waited == [True]
+    assert steps.loaded == steps.extracted  # still every page, in extraction order
+    assert len({path for path, _ in steps.loaded}) >= 3 and report.items == 60
+    assert len(all_comments(data)) == 60
+
+
+def test_backfill_pages_are_fetched_while_the_previous_page_loads(ews, tmp_path):
+    srv = ews(["a@example.com=generate:60"])
+    inbox_only = [{"email": "a@example.com", "folder_allowlist": ["Inbox"]}]
+    data = make_config(srv, tmp_path, inbox_only, batch_size=10, transform_workers=0)
+
+    class WaitForTheNextPage(RecordingSteps):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fetched = 0
+            self.second_page_fetched = threading.Event()
+            self.waited: list[bool] = []
+
+        def extract_refs(self, rt, mailbox, folder, refs):
+            page = super().extract_refs(rt, mailbox, folder, refs)
+            self.fetched += 1
+            if self.fetched == 2:
+                self.second_page_fetched.set()
+            return page
+
+        def load_batch(self, rt, mailbox, folder, batch, **kw):
+            assert kw["commit_state"] is False  # a backfill never moves a watermark
+            if not self.waited:
+                self.waited.append(self.second_page_fetched.wait(30))
+            return plain.load_batch(rt, mailbox, folder, batch, **kw)
+
+    steps = WaitForTheNextPage()
+    (report,) = run_plain(data, steps=steps, mode="backfill")
+    assert report.status == "ok", report.error
+    assert steps.waited == [True] and steps.fetched >= 3
+    clean = make_config(srv, tmp_path / "clean", inbox_only, batch_size=10)
+    run_plain(clean)
+    assert all_comments(data) == all_comments(clean)
+
+
 def test_a_failing_load_stops_the_folder_at_the_last_loaded_page(ews, tmp_path):
     srv = ews(["a@example.com=generate:60"])
     inbox_only = [{"email": "a@example.com", "folder_allowlist": ["Inbox"]}]
