@@ -17,15 +17,32 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import fsspec
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-# The staged batch's columns are defined once, next to the code that produces them.
-from exchange_sync.source.models import STAGED_SCHEMA
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Columns of a staged batch, exactly as in docs/architecture.md.
+STAGED_SCHEMA = pa.schema(
+    [
+        pa.field("mailbox", pa.string(), nullable=False),
+        pa.field("folder_id", pa.string(), nullable=False),
+        pa.field("folder_path", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("change_key", pa.string(), nullable=False),
+        pa.field("change_type", pa.string(), nullable=False),
+        pa.field("internet_message_id", pa.string(), nullable=True),
+        pa.field("datetime_received", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("conversation_id", pa.string(), nullable=True),
+        pa.field("size", pa.int64(), nullable=True),
+        pa.field("mime_content", pa.binary(), nullable=False),
+    ]
+)
 
 
 _counter = itertools.count()
@@ -84,8 +101,12 @@ class Staging:
         fs.mv(tmp, final)
         return final
 
-    def read(self, path: str) -> pd.DataFrame:
-        return self.read_table(path, schema=STAGED_SCHEMA).to_pandas()
+    def read(self, path: str) -> "pd.DataFrame":
+        return self.read_batch(path).to_pandas()
+
+    def read_batch(self, path: str) -> pa.Table:
+        """A staged batch as an Arrow table of ``STAGED_SCHEMA``."""
+        return self.read_table(path, schema=STAGED_SCHEMA)
 
     # A local staging folder is read and written by Arrow's own file I/O: through an fsspec file
     # object every read goes through Python (4x slower on a 16 MB batch, measured in

@@ -15,6 +15,7 @@ import pyarrow as pa
 from exchange_sync.comment import ApiComment
 from exchange_sync.pipeline.crashpoints import crashpoint
 from exchange_sync.pipeline.runtime import Runtime
+from exchange_sync.pipeline.transform_worker import TransformOutput, transform_staged
 from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts
 
 
@@ -105,25 +106,21 @@ def extract_refs(rt: Runtime, mailbox: str, folder, refs: list) -> ExtractedPage
     return ExtractedPage(staged_path=path, items=items, missing=missing)
 
 
-def comments_path_for(staged_path: str) -> str:
-    return staged_path.removesuffix(".parquet") + ".comments"
-
-
 def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
     """Staged Parquet -> comments (written next to the batch as Parquet of API JSON) + rejections.
 
     Runs in the run's transform pool (``pipeline.transformer``) when it has workers."""
-    batch = rt.transformer.transform(rt.staging, staged_path)
+    batch = _transformed(rt.transformer.transform(rt.staging, staged_path))
     crashpoint("after_transform")
     return batch
 
 
 def transform_file(staging, staged_path: str) -> TransformedBatch:
-    """The transform of one staged file; Prefect-free, Runtime-free (runs in worker processes)."""
-    from exchange_sync.transform import transform_frame
+    """The transform of one staged file, in this process (Prefect-free, Runtime-free)."""
+    return _transformed(transform_staged(staging, staged_path))
 
-    frame = staging.read(staged_path)
-    comments, rejections = transform_frame(frame)
+
+def _transformed(output: TransformOutput) -> TransformedBatch:
     rejected = [
         Rejected(
             mailbox=r.mailbox,
@@ -132,19 +129,9 @@ def transform_file(staging, staged_path: str) -> TransformedBatch:
             message_id=r.message_id,
             reason=r.reason,
         )
-        for r in rejections
+        for r in output.rejections
     ]
-    if not comments:
-        return TransformedBatch(comments_path=None, comments=0, rejections=rejected)
-    out = comments_path_for(staged_path)
-    table = pa.table(
-        {
-            "id": [c.id for c in comments],
-            "comment": [json.dumps(c.to_api(), ensure_ascii=False) for c in comments],
-        }
-    )
-    staging.write_table(table, out)
-    return TransformedBatch(comments_path=out, comments=len(comments), rejections=rejected)
+    return TransformedBatch(comments_path=output.comments_path, comments=output.comments, rejections=rejected)
 
 
 def read_comments(rt: Runtime, comments_path: str) -> list[ApiComment]:

@@ -22,62 +22,18 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from exchange_sync.config import IntegrationConfig
+from exchange_sync.pipeline.transform_worker import (
+    TransformOutput,
+    init_worker,
+    transform_in_worker,
+    transform_staged,
+    warm_up,
+)
 
 log = logging.getLogger("exchange_sync.pipeline")
 
 MAX_AUTO_WORKERS = 4
 MIN_CPUS_FOR_POOL = 2
-
-_staging = None  # per worker process
-
-
-def _init_worker(staging_url: str, parent_pid: int) -> None:
-    global _staging
-    from exchange_sync.memory import tune_malloc
-    from exchange_sync.staging import Staging
-
-    tune_malloc()
-    _die_with_parent(parent_pid)
-    _staging = Staging(staging_url)
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """A worker must not outlive a parent killed with SIGKILL (crash, OOM kill): it would wait on its
-    call queue forever. Linux: PR_SET_PDEATHSIG; everywhere: a watchdog thread on getppid()."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-    def watch() -> None:
-        import time
-
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
-def _warm_up() -> int:
-    from exchange_sync.transform import email_to_comment
-
-    email_to_comment(b"From: a@example.com\r\nSubject: warm-up\r\nMessage-ID: <w@x>\r\n\r\nhello world\r\n")
-    return os.getpid()
-
-
-def _transform_in_worker(staged_path: str):
-    from exchange_sync.pipeline.steps import transform_file
-
-    assert _staging is not None
-    return transform_file(_staging, staged_path)
-
 
 def worker_count(config: IntegrationConfig) -> int:
     wanted = config.transform_workers
@@ -115,33 +71,31 @@ class Transformer:
         pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(self.config.staging.url, os.getpid()),
         )
         # One submit per worker spawns them all now, from this thread (spawn pools grow on submit).
         for _ in range(self.workers):
-            pool.submit(_warm_up)
+            pool.submit(warm_up)
         return pool
 
     def submit(self, staging, staged_path: str) -> Future:
-        """A future of the ``TransformedBatch`` of ``staged_path``."""
+        """A future of the ``TransformOutput`` of ``staged_path``."""
         with self._lock:
             pool = self._pool
         if pool is None:
-            from exchange_sync.pipeline.steps import transform_file
-
             future: Future = Future()
             try:
-                future.set_result(transform_file(staging, staged_path))
+                future.set_result(transform_staged(staging, staged_path))
             except BaseException as exc:  # noqa: BLE001 - delivered through the future
                 future.set_exception(exc)
             return future
         try:
-            return pool.submit(_transform_in_worker, staged_path)
+            return pool.submit(transform_in_worker, staged_path)
         except BrokenProcessPool:
             return self._restart_and_submit(staged_path)
 
-    def transform(self, staging, staged_path: str):
+    def transform(self, staging, staged_path: str) -> TransformOutput:
         future = self.submit(staging, staged_path)
         try:
             return future.result()
@@ -157,7 +111,7 @@ class Transformer:
             pool = self._pool
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
-        return pool.submit(_transform_in_worker, staged_path)
+        return pool.submit(transform_in_worker, staged_path)
 
     def close(self) -> None:
         with self._lock:

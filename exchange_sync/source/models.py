@@ -8,6 +8,9 @@ from typing import Literal
 
 import pyarrow as pa
 
+# The source produces rows of the staging contract's schema (defined there, re-exported here).
+from exchange_sync.staging import STAGED_SCHEMA
+
 ChangeType = Literal["create", "update", "backfill"]
 
 
@@ -58,19 +61,3 @@ class FetchResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-# Columns of a staged batch, exactly as in docs/architecture.md.
-STAGED_SCHEMA = pa.schema(
-    [
-        pa.field("mailbox", pa.string(), nullable=False),
-        pa.field("folder_id", pa.string(), nullable=False),
-        pa.field("folder_path", pa.string(), nullable=False),
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("change_key", pa.string(), nullable=False),
-        pa.field("change_type", pa.string(), nullable=False),
-        pa.field("internet_message_id", pa.string(), nullable=True),
-        pa.field("datetime_received", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("conversation_id", pa.string(), nullable=True),
-        pa.field("size", pa.int64(), nullable=True),
-        pa.field("mime_content", pa.binary(), nullable=False),
-    ]
-)

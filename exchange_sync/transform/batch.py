@@ -1,7 +1,9 @@
-"""The batch form used by the pipeline: a staged DataFrame in, comments and rejections out."""
+"""The batch form used by the pipeline: a staged batch (Arrow table or DataFrame) in, comments and
+rejections out."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +14,7 @@ from .meta import ExchangeMeta, Rejection
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 STAGED_COLUMNS = (
     "mailbox",
@@ -46,19 +49,11 @@ def _text(value: Any) -> str | None:
 
 
 def _when(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-        if isinstance(value, pd.Timestamp):
-            value = value.to_pydatetime()
-    except (TypeError, ValueError):
-        pass
+    # None, NaN and pandas' NaT are not datetimes; a pandas Timestamp is one (a subclass).
     if not isinstance(value, datetime):
         return None
+    if type(value) is not datetime and hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
     # Staged times are UTC (timestamp[us, UTC]); a naive one is taken as UTC as well.
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
@@ -74,20 +69,34 @@ def _bytes(value: Any) -> bytes | None:
     return None
 
 
+def _check_columns(columns: Iterable[str]) -> list[str]:
+    columns = list(columns)
+    missing = [column for column in _REQUIRED if column not in columns]
+    if missing:
+        raise KeyError(f"staged batch lacks column(s) {missing}; expected {list(STAGED_COLUMNS)}")
+    return columns
+
+
 def transform_frame(df: "pd.DataFrame") -> tuple[list[Comment], list[Rejection]]:
     """Transform every row of a staged batch; rows stay in order; one outcome per row.
 
     Pure and deterministic. Missing optional columns are treated as nulls; a frame without
     ``mime_content`` is a programming error (the staging contract) and raises ``KeyError``.
     """
-    missing = [column for column in _REQUIRED if column not in df.columns]
-    if missing:
-        raise KeyError(f"staged batch lacks column(s) {missing}; expected {list(STAGED_COLUMNS)}")
+    columns = _check_columns(df.columns)
+    return _transform_records(dict(zip(columns, row)) for row in df.itertuples(index=False, name=None))
+
+
+def transform_table(table: "pa.Table") -> tuple[list[Comment], list[Rejection]]:
+    """``transform_frame`` for an Arrow table (what the transform workers read: no pandas there)."""
+    _check_columns(table.column_names)
+    return _transform_records(record for batch in table.to_batches() for record in batch.to_pylist())
+
+
+def _transform_records(records: Iterable[Mapping[str, Any]]) -> tuple[list[Comment], list[Rejection]]:
     comments: list[Comment] = []
     rejections: list[Rejection] = []
-    columns = list(df.columns)
-    for row in df.itertuples(index=False, name=None):
-        record = dict(zip(columns, row))
+    for record in records:
         meta = ExchangeMeta(
             mailbox=_text(record.get("mailbox")),
             folder_path=_text(record.get("folder_path")),

@@ -257,14 +257,12 @@ def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
     """Workers die with the *thread* that spawned them (PR_SET_PDEATHSIG): a pool first used from a
     page pipeline's short-lived transform thread must keep its workers after that thread ends."""
     import threading
-    from datetime import datetime, timezone
 
-    from exchange_sync.pipeline.steps import transform_file
+    from exchange_sync.pipeline.transform_worker import transform_staged
     from exchange_sync.pipeline.transformer import Transformer
     from exchange_sync.staging import Staging
-    from exchange_sync.source.models import STAGED_SCHEMA
+    from exchange_sync.testing.staged import staged_table
     from ews_testserver.generate import generate_messages
-    import pyarrow as pa
 
     data = {"name": "pool", "connection": {"kind": "ews", "server_url": "https://ews.invalid/EWS/Exchange.asmx",
                                            "username": "u", "password": {"env": "UNUSED"}, "access_type": "delegate"},
@@ -273,12 +271,7 @@ def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
     config = parse_config(data)
     staging = Staging(config.staging.url)
     mime = [m.render() for m in generate_messages(20, seed=2, owner="a@example.com")]
-    rows = {name: [None] * len(mime) for name in STAGED_SCHEMA.names}
-    rows.update(mailbox=["a@example.com"] * len(mime), folder_id=["f"] * len(mime), folder_path=["Inbox"] * len(mime),
-                item_id=[f"id{i}" for i in range(len(mime))], change_key=["ck"] * len(mime),
-                change_type=["create"] * len(mime), mime_content=mime,
-                datetime_received=[datetime(2024, 1, 1, tzinfo=timezone.utc)] * len(mime))
-    path = staging.write(pa.table(rows, schema=STAGED_SCHEMA), "pool", "a@example.com", "f")
+    path = staging.write(staged_table(mime), "pool", "a@example.com", "f")
 
     made: list[Transformer] = []
     def start_and_use() -> None:  # like a page pipeline's transform thread: start, use, end
@@ -298,4 +291,4 @@ def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
         assert "restarting the pool" not in caplog.text
     finally:
         transformer.close()
-    assert batch == transform_file(staging, path)
+    assert batch == transform_staged(staging, path)  # the worker's output is the in-process one

@@ -7,17 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 
-from exchange_sync.source.models import STAGED_SCHEMA
 from exchange_sync.staging import BATCH_STAMP_FORMAT, Staging
+from exchange_sync.testing.staged import staged_table
 
 
 def _table(n: int = 2) -> pa.Table:
-    return pa.table({
-        "mailbox": ["a@example.com"] * n, "folder_id": ["f"] * n, "folder_path": ["Inbox"] * n,
-        "item_id": [f"i{k}" for k in range(n)], "change_key": ["c"] * n, "change_type": ["create"] * n,
-        "internet_message_id": [None] * n, "datetime_received": [datetime(2024, 1, 1, tzinfo=timezone.utc)] * n,
-        "conversation_id": [None] * n, "size": [10] * n, "mime_content": [b"Subject: x\r\n\r\nbody"] * n,
-    }, schema=STAGED_SCHEMA)
+    return staged_table([b"Subject: x\r\n\r\nbody"] * n)
 
 
 def test_write_read_round_trip(tmp_path):

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from exchange_sync.comment import MAX_ATTACHMENTS, MAX_TEXT_CHARS, Comment
-from exchange_sync.transform import ExchangeMeta, Rejection, email_to_comment, transform_frame
+from exchange_sync.transform import ExchangeMeta, Rejection, email_to_comment, transform_frame, transform_table
 from exchange_sync.transform.charset import decode_bytes
 from exchange_sync.transform.headers import decode_words
 
@@ -215,6 +215,14 @@ def test_transform_frame():
     assert rejection.reason == "empty MIME content"
     again, _ = transform_frame(df)
     assert [c.to_api() for c in again] == [c.to_api() for c in comments]  # deterministic
+    # The workers' Arrow path gives the same outcomes as the DataFrame path.
+    import pyarrow as pa
+
+    from exchange_sync.staging import STAGED_SCHEMA
+
+    arrow_comments, arrow_rejections = transform_table(pa.Table.from_pandas(df, schema=STAGED_SCHEMA, preserve_index=False))
+    assert [c.to_api() for c in arrow_comments] == [c.to_api() for c in comments]
+    assert arrow_rejections == rejections
 
 
 def _der(tag: int, content: bytes) -> bytes:
