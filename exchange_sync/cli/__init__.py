@@ -7,6 +7,7 @@ Prefect costs ~3 s, and `exchange-sync transform` or `ews-server` should not pay
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 import typer
@@ -44,4 +45,11 @@ _register()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The command is done; what is left is interpreter teardown, whose final garbage collection
+        # walks every object of Prefect, pydantic and the run (0.35-0.7 s measured after a sync run,
+        # ~0.03 s frozen). Frozen objects are still freed with the process; atexit handlers (Prefect's
+        # event and log flushes, logging.shutdown) still run, and stores are closed by the commands.
+        gc.freeze()
