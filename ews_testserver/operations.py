@@ -21,7 +21,7 @@ from lxml import etree
 from . import mimeinfo
 from .mailstore import Folder, Item, Mailbox, MailStore, StoreError
 from .soap import (
-    Request, ResponseError, SoapFault, error_message, m, response_root, sub, success_message, t,
+    Request, ResponseError, SoapFault, error_message, m, response_root, sub, sub_base64, success_message, t,
 )
 
 # Operations that change a mailbox. The sync client must never send them; they are logged as
@@ -289,7 +289,7 @@ def write_item(parent: etree._Element, item: Item, base: str, uris: set[str]) ->
     meta = item.meta
     u = uris.__contains__
     if u("item:MimeContent"):
-        sub(el, "MimeContent", base64.b64encode(item.raw).decode(), CharacterSet="UTF-8")
+        sub_base64(el, "MimeContent", item.raw, CharacterSet="UTF-8")
     if u("item:ParentFolderId"):
         sub(el, "ParentFolderId", Id=item.folder.folder_id, ChangeKey=item.folder.change_key)
     if u("item:ItemClass"):
@@ -649,7 +649,7 @@ def get_attachment(ctx: Context) -> etree._Element:
         sub(a, "ContentType", att.content_type)
         sub(a, "Size", str(att.size))
         sub(a, "IsInline", "true" if att.is_inline else "false")
-        sub(a, "Content", base64.b64encode(att.content).decode())
+        sub_base64(a, "Content", att.content)
     return resp
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+import secrets
+import threading
 from dataclasses import dataclass
 
+import pybase64
 from lxml import etree
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -89,6 +94,27 @@ def parse_request(data: bytes) -> Request:
     return Request(name, op, impersonate, version)
 
 
+# Large base64 values (MimeContent, attachment content) are not put through lxml: setting a 5 MB
+# text checks every character and serialising it copies it again (a fifth of the server's CPU in a
+# 10,000-message sync). The element gets a placeholder token instead and ``envelope`` splices the
+# base64 bytes into the serialised document (base64 needs no XML escaping). Tokens carry a per-process
+# random nonce, so no mail content can forge one.
+_RAW_NONCE = secrets.token_hex(8)
+_RAW_TOKEN_RE = re.compile(rf"@@raw-{_RAW_NONCE}-(\d+)@@".encode())
+_raw_parts = threading.local()  # this request thread's pending spliced values: {number: bytes}
+_raw_numbers = itertools.count()
+
+
+def sub_base64(parent: etree._Element, name: str, data: bytes, **attrs: str) -> etree._Element:
+    """``sub(parent, name, base64(data))``, the base64 spliced in by ``envelope`` (see above)."""
+    parts = getattr(_raw_parts, "values", None)
+    if parts is None:
+        parts = _raw_parts.values = {}
+    number = next(_raw_numbers)
+    parts[number] = pybase64.b64encode(data)
+    return sub(parent, name, f"@@raw-{_RAW_NONCE}-{number}@@", **attrs)
+
+
 def envelope(body_child: etree._Element) -> bytes:
     env = etree.Element(f"{{{S}}}Envelope", nsmap={"s": S})
     header = etree.SubElement(env, f"{{{S}}}Header")
@@ -99,7 +125,16 @@ def envelope(body_child: etree._Element) -> bytes:
                "xsd": "http://www.w3.org/2001/XMLSchema"},
     )
     body.append(body_child)
-    return etree.tostring(env, xml_declaration=True, encoding="utf-8")
+    out = etree.tostring(env, xml_declaration=True, encoding="utf-8")
+    parts = getattr(_raw_parts, "values", None)
+    if not parts:
+        return out
+    _raw_parts.values = None  # whatever this response did not use (an error path) is dropped too
+    pieces = _RAW_TOKEN_RE.split(out)
+    # split() alternates text and captured numbers: text, n, text, n, ..., text
+    for i in range(1, len(pieces), 2):
+        pieces[i] = parts[int(pieces[i])]
+    return b"".join(pieces)
 
 
 def fault(code: str, text: str, back_off_ms: int | None = None) -> bytes:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pybase64
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Account, Configuration, Credentials
 from exchangelib import errors as ews_errors
 from exchangelib.credentials import OAuth2Credentials
@@ -473,6 +474,20 @@ def _sync_page(changes: list[Any], state: str, last: bool) -> SyncPage:
     return SyncPage(changes=refs, deletes=deletes, read_flag_changes=read_flags, sync_state=state, last_page=last)
 
 
+def decode_mime_content(text: str) -> bytes:
+    """``base64.b64decode(text, validate=False)``, ~40x faster on the clean text EWS sends.
+
+    Exchange sends MimeContent as one line of strict base64: pybase64's validating SIMD decoder
+    takes it (1.7 s of the main process's GIL per 10,000 messages with the stdlib, 580 MB of text).
+    Anything else (line breaks, junk, padding in the middle) goes to the stdlib's lenient decoder,
+    so the result is always the stdlib's (pybase64's own lenient mode differs on misplaced padding).
+    """
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return base64.b64decode(text, validate=False)
+
+
 def _item_row(item: Any, ref: ItemRef) -> dict[str, Any] | str:
     """A staged row (without mailbox/folder columns), or the reason the item cannot be staged."""
     fresh = _item_ref(item, ref.change_type)
@@ -480,7 +495,7 @@ def _item_row(item: Any, ref: ItemRef) -> dict[str, Any] | str:
     if mime_elem is None or mime_elem.text is None:
         return "no MimeContent returned"
     try:
-        mime = base64.b64decode(mime_elem.text, validate=False)
+        mime = decode_mime_content(mime_elem.text)
     except (binascii.Error, ValueError) as exc:
         return f"MimeContent is not valid base64: {exc}"
     received = fresh.datetime_received or ref.datetime_received

@@ -140,3 +140,29 @@ def test_generated_sizes_are_realistic():
     assert 1_500 < sizes[len(sizes) // 2] < 20_000
     assert 20_000 < mean < 120_000
     assert sizes[-1] > 500_000
+
+
+def test_base64_values_are_spliced_into_the_envelope_exactly():
+    import base64 as b64
+    import os
+
+    from lxml import etree
+
+    from ews_testserver import soap
+
+    blobs = [os.urandom(n) for n in (0, 1, 70_000)]
+    resp, msgs = soap.response_root("GetItem")
+    msg = soap.success_message(msgs, "GetItem")
+    items = etree.SubElement(msg, soap.m("Items"))
+    for blob in blobs:
+        el = soap.sub(items, "Message")
+        soap.sub_base64(el, "MimeContent", blob, CharacterSet="UTF-8")
+        soap.sub(el, "Subject", "@@raw-0000000000000000-0@@ is only text")  # a forged token stays text
+    doc = etree.fromstring(soap.envelope(resp))
+    mime = doc.findall(".//" + soap.t("MimeContent"))
+    assert [b64.b64decode(e.text or "") for e in mime] == blobs
+    assert all(e.get("CharacterSet") == "UTF-8" for e in mime)
+    assert [e.text for e in doc.findall(".//" + soap.t("Subject"))] == ["@@raw-0000000000000000-0@@ is only text"] * 3
+    # Nothing is carried over to the thread's next response.
+    again, _ = soap.response_root("GetItem")
+    assert b"@@raw-" not in soap.envelope(again)

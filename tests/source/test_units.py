@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import ssl
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from exchangelib import errors as ews
 from exchangelib.protocol import BaseProtocol, CachingProtocol
 from pydantic import SecretStr
@@ -305,3 +309,31 @@ def test_debug_logs_are_redacted(caplog):
             logging.getLogger("exchangelib.util").debug("password is %s", PASSWORD)
     text = caplog.text
     assert PASSWORD not in text and basic not in text and "***" in text
+
+
+@given(st.one_of(
+    st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()),  # what EWS sends
+    st.binary(max_size=64).map(lambda b: base64.encodebytes(b).decode()),  # wrapped lines
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n \t*-é\x00", max_size=48),
+))
+@settings(max_examples=3000, deadline=None)
+def test_mime_content_decodes_exactly_as_the_stdlib(text):
+    # The SIMD fast path may never change a result: same bytes, or the same kind of failure.
+    from exchange_sync.source.ews import decode_mime_content
+
+    try:
+        expected: object = base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        expected = type(exc)
+    try:
+        got: object = decode_mime_content(text)
+    except (binascii.Error, ValueError) as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def test_mime_content_with_padding_in_the_middle_keeps_the_stdlib_answer():
+    from exchange_sync.source.ews import decode_mime_content
+
+    # pybase64's own lenient mode decodes past the padding; the stdlib stops there.
+    assert decode_mime_content("QUJDRA==QUJD") == base64.b64decode("QUJDRA==QUJD") == b"ABCD"
