@@ -8,6 +8,10 @@ with the size of the mailbox instead of the size of a page (measured in docs/per
 Two arenas and a fixed 1 MiB mmap threshold (large blocks always mmapped, returned on free) keep
 it flat. The environment wins: MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ set by an operator are
 left alone. No-op on anything but glibc.
+
+Arrow's buffers (staged pages read and written) come from the same tuned malloc
+(``tune_arrow_pool``) instead of Arrow's bundled mimalloc, which keeps freed pages cached: a
+transform worker's peak RSS over a 10,000-message sync went from 347 to 286 MB at the same speed.
 """
 
 from __future__ import annotations
@@ -43,3 +47,14 @@ def tune_malloc() -> bool:
         return False
     _done = ok
     return ok
+
+
+def tune_arrow_pool() -> bool:
+    """Make Arrow allocate with the system malloc, unless ARROW_DEFAULT_MEMORY_POOL is set; True if
+    it was switched."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return False
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    return True

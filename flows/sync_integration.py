@@ -32,7 +32,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from exchange_sync.config import IntegrationConfig, MailboxConfig
 from exchange_sync.deploy.limits import server_slot, slot_mode
-from exchange_sync.memory import tune_malloc
+from exchange_sync.memory import tune_arrow_pool, tune_malloc
 from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.pipeline.report import RunReport, render_markdown
@@ -150,6 +150,7 @@ def sync_integration(
     """Sync an integration's mailboxes once. ``mailboxes`` restricts the run to some of them."""
     _check_window(mode, start, end)
     tune_malloc()  # before the pipeline's threads exist: flat peak RSS on large mailboxes
+    tune_arrow_pool()
     logger = get_run_logger()
     selected = [m for m in config.enabled_mailboxes if not mailboxes or m.email in {x.lower() for x in mailboxes}]
     if mailboxes:

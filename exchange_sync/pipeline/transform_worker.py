@@ -54,9 +54,10 @@ def transform_staged(staging: Staging, staged_path: str) -> TransformOutput:
 
 def init_worker(staging_url: str, parent_pid: int) -> None:
     global _staging
-    from exchange_sync.memory import tune_malloc
+    from exchange_sync.memory import tune_arrow_pool, tune_malloc
 
     tune_malloc()
+    tune_arrow_pool()
     _die_with_parent(parent_pid)
     _staging = Staging(staging_url)
 

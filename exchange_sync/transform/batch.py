@@ -90,7 +90,8 @@ def transform_frame(df: "pd.DataFrame") -> tuple[list[Comment], list[Rejection]]
 def transform_table(table: "pa.Table") -> tuple[list[Comment], list[Rejection]]:
     """``transform_frame`` for an Arrow table (what the transform workers read: no pandas there)."""
     _check_columns(table.column_names)
-    return _transform_records(record for batch in table.to_batches() for record in batch.to_pylist())
+    # Rows are materialised a few at a time: a whole page as Python objects is another copy of its MIME.
+    return _transform_records(record for batch in table.to_batches(max_chunksize=16) for record in batch.to_pylist())
 
 
 def _transform_records(records: Iterable[Mapping[str, Any]]) -> tuple[list[Comment], list[Rejection]]:

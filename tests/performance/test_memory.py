@@ -42,3 +42,17 @@ def test_two_arenas_and_a_fixed_mmap_threshold_once():
 def test_an_operators_environment_wins():
     _first, _second, calls = _run({"MALLOC_ARENA_MAX": "4"})
     assert calls == [[-3, 1024 * 1024]]
+
+
+def test_arrow_allocates_with_the_system_malloc_unless_the_operator_chose():
+    import json
+    import os
+
+    code = ("import json, pyarrow as pa\nfrom exchange_sync.memory import tune_arrow_pool\n"
+            "print(json.dumps([tune_arrow_pool(), pa.default_memory_pool().backend_name]))")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stdout) == [True, "system"]
+    env["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stdout) == [False, "jemalloc"]
