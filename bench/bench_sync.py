@@ -275,8 +275,9 @@ def main() -> None:
     print(f"machine: {machine()}", flush=True)
     prefect_proc = None
     try:
-        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-               "PREFECT_LOGGING_LEVEL": "WARNING"}
+        # Prefect's default log level (INFO, every task run's logs shipped to the API), as a user runs
+        # it; the run's output is captured, so nothing scrolls. WARNING would save ~0.5 s of 21.
+        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
         if not {"ours", "poll", "rss"} <= skip:
             if args.prefect_api:
                 env["PREFECT_API_URL"] = args.prefect_api
