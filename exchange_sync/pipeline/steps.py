@@ -84,7 +84,7 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
     crashpoint("after_sync_page")
     wanted = [r for r in page.changes if start is None or r.datetime_received is None or r.datetime_received >= start]
     if wanted:
-        # Start the transform workers (~2 s of imports and model loading) while this page is
+        # Start the transform workers (~0.7 s of imports and model loading) while this page is
         # fetched, not when it is handed over; a run with nothing to fetch never starts them.
         rt.transformer  # noqa: B018
     path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
