@@ -144,8 +144,8 @@ class _MailboxPipeline:
     One thread extracts: the folders one after the other, each folder's pages one after the other
     (each SyncFolderItems needs the state the previous page returned), at most ``depth`` pages ahead
     of the load *across folder boundaries*: a folder's last pages are transformed and loaded while
-    the next folder's first pages are fetched (per-folder pipelines drained at every folder end: ~1
-    core idle for ~0.5 s per folder, docs/performance.md). Each staged page is handed to a transform
+    the next folder's first pages are fetched (a pipeline per folder drained at every folder's end,
+    leaving a core idle; docs/performance.md). Each staged page is handed to a transform
     thread (which waits on the run's transform process pool) as soon as it is staged. The calling
     thread loads pages in extraction order; the load of page N commits page N's sync state (in the
     same transaction as its comments for the embedded store) and nothing else commits a state, so a
