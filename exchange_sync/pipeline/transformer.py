@@ -9,7 +9,8 @@ files as in-thread), so nothing but a path and the rejections crosses the proces
 ``transform_workers``: None = CPUs - 1 (at least 2, at most 4) from 2 CPUs up, else 0; 0 = in the calling thread. The pool is also
 skipped inside a daemonic process (e.g. some Dask worker setups), which may not have children.
 Workers are started with ``spawn`` (a fork of a threaded process could inherit held locks) and
-warmed up at once, so their start-up overlaps the first extraction.
+warmed up at once, so their start-up overlaps the first extraction; what runs in them is
+``transform_worker`` (light imports, see there).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ log = logging.getLogger("exchange_sync.pipeline")
 MAX_AUTO_WORKERS = 4
 MIN_CPUS_FOR_POOL = 2
 
+
 def worker_count(config: IntegrationConfig) -> int:
     wanted = config.transform_workers
     if wanted is None:
         # The mailbox threads (XML parse, staging, loading, Prefect) need about a third of a core;
-        # on 2 CPUs two workers beat one (10,000 messages through the CLI: 26.3-27.4 s vs 27.5-28.6 s)
-        # and both beat the in-thread transform (33.7 s), docs/performance.md. One CPU: in-thread.
+        # on 2 CPUs two workers beat one and three (10,000 messages through the CLI: 23.5 s vs 24.6 and
+        # 25.6 s) and the in-thread transform, docs/performance.md. One CPU: in-thread.
         cpus = os.cpu_count() or 1
         wanted = 0 if cpus < MIN_CPUS_FOR_POOL else min(MAX_AUTO_WORKERS, max(2, cpus - 1))
     if wanted > 0 and multiprocessing.current_process().daemon:
