@@ -60,3 +60,15 @@ def test_keep_days_default_and_none():
 
     assert StagingConfig().keep_days == 7
     assert StagingConfig(keep_days=None).keep_days is None
+
+
+def test_staged_files_skip_dictionary_encoding_and_statistics(tmp_path):
+    # Staged values are unique blobs: dictionary pages and min/max statistics only cost time.
+    import pyarrow.parquet as pq
+
+    staging = Staging(str(tmp_path / "staging"))
+    path = staging.write(_table(3), "integ", "a@example.com", "f")
+    meta = pq.ParquetFile(path).metadata
+    columns = [meta.row_group(0).column(i) for i in range(meta.num_columns)]
+    assert all(not c.has_dictionary_page and c.statistics is None for c in columns)
+    assert {c.compression for c in columns} == {"ZSTD"}
