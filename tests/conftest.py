@@ -14,10 +14,19 @@ import sys
 import time
 from pathlib import Path
 
+import tempfile
+
 import pytest
+
+from ews_testserver.common import audit
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# Every EWS and Graph test server started by the suite (in-process or as a subprocess, which inherits
+# the variable) checks its traffic against Microsoft's schemas and reports violations here.
+os.environ.setdefault(audit.ENV, tempfile.mkdtemp(prefix="exchange-sync-protocol-audit-"))
+_AUDIT = audit.AuditReader(Path(os.environ[audit.ENV]))
 
 CORPUS = Path(os.environ.get("EXCHANGE_SYNC_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real-world-emails")
 
@@ -93,3 +102,23 @@ def corpus_dir() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"the shared real-world corpus is not at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(autouse=True)
+def protocol_audit(request):
+    """Fail the test during which a test server saw a request or sent a response that Microsoft's
+    schemas reject (violations from a shared fixture's setup count against the first test using it).
+    ``@pytest.mark.allow_protocol_violations(directions=("request",))`` marks a test that sends invalid
+    requests on purpose (e.g. to see the server reject them)."""
+    yield
+    found = _AUDIT.take()
+    marker = request.node.get_closest_marker("allow_protocol_violations")
+    if marker is not None:
+        allowed = set(marker.kwargs.get("directions", ("request", "response")))
+        found = [v for v in found if v.get("direction") not in allowed]
+    if found:
+        lines = [f"- {v.get('server')} {v.get('profile') or ''} {v.get('direction')} {v.get('operation')}: "
+                 f"{v.get('error')}" for v in found[:10]]
+        more = f"\n... and {len(found) - 10} more" if len(found) > 10 else ""
+        pytest.fail(f"{len(found)} protocol violation(s) against Microsoft's schemas:\n" + "\n".join(lines) + more,
+                    pytrace=False)
