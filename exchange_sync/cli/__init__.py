@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "exchange_sync.cli.pipeline",
     "exchange_sync.cli.api",
     "exchange_sync.cli.deploy",
+    "exchange_sync.cli.check",
 )
 
 
