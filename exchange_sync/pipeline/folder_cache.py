@@ -87,8 +87,9 @@ def forget_folders(config: IntegrationConfig, mailbox: str | None = None) -> int
 
 
 # ---- server version --------------------------------------------------------------------------
-def cached_version(store: SqlStore, config: IntegrationConfig) -> str | None:
-    """The EWS API version (e.g. "Exchange2016") learnt earlier for this endpoint, if recent."""
+def cached_version(store: SqlStore, config: IntegrationConfig) -> tuple[str, str | None] | None:
+    """The EWS API version (e.g. "Exchange2016") and the build the server reported (e.g. "15.1.2507.6")
+    learnt earlier for this endpoint, if recent."""
     row = store.get_server_info(config.name, config.connection.server_url)
     if row is None:
         return None
@@ -96,9 +97,11 @@ def cached_version(store: SqlStore, config: IntegrationConfig) -> str | None:
     if _now() - learned_at >= VERSION_MAX_AGE:
         return None
     try:
-        return json.loads(data).get("api_version") or None
+        info = json.loads(data)
     except ValueError:
         return None
+    api_version = info.get("api_version") if isinstance(info, dict) else None
+    return (api_version, info.get("build") or None) if api_version else None
 
 
 def remember_version(store: SqlStore, config: IntegrationConfig, api_version: str, build: str | None) -> None:

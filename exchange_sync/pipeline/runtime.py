@@ -157,7 +157,8 @@ def _open_ews(config: IntegrationConfig, checkpoints: SqlStore | None):
 
         hint = cached_version(checkpoints, config)
     return EwsSource(conn, secret, max_connections=config.concurrency.connections_per_server,
-                     fetch_chunk_size=config.fetch_chunk_size, version_hint=hint)
+                     fetch_chunk_size=config.fetch_chunk_size, version_hint=hint[0] if hint else None,
+                     build_hint=hint[1] if hint else None)
 
 
 # connection.kind -> opener(config, checkpoints). A new source (e.g. Microsoft Graph) adds an entry.
@@ -179,7 +180,7 @@ def _remember_version(config: IntegrationConfig, source, checkpoints: SqlStore) 
         if version is not None:
             from exchange_sync.pipeline.folder_cache import cached_version, remember_version
 
-            if cached_version(checkpoints, config) != version[0]:
+            if cached_version(checkpoints, config) != version:
                 remember_version(checkpoints, config, version[0], version[1])
     except Exception:  # noqa: BLE001 - a cache write must never fail a run
         import logging

@@ -24,6 +24,7 @@ __all__ = [
     "FolderNotFound",
     "ServerUnavailable",
     "TlsError",
+    "ServerRejectedRequest",
     "map_exception",
     "redact_url",
 ]
@@ -82,6 +83,13 @@ class TlsError(ServerUnavailable):
     reason = "tls_error"
 
 
+class ServerRejectedRequest(SourceError):
+    """The server refused the request itself as invalid for it (ErrorSchemaValidation, ErrorInvalidRequest,
+    ErrorInvalidServerVersion): the same request would be refused again, so it is never retried."""
+
+    reason = "server_rejected_request"
+
+
 _NOT_FOUND = (
     ews.ErrorNonExistentMailbox,
     ews.ErrorInvalidSmtpAddress,
@@ -96,6 +104,15 @@ _DENIED = (
     ews.ErrorInvalidExchangeImpersonationHeaderData,
     ews.ErrorInvalidMailbox,
     ews.ErrorUserNotAllowedByPolicy,
+)
+# The server validated the request and refused it: a request this server version does not know.
+# exchangelib has already tried every older RequestServerVersion for the version errors.
+REJECTED = (
+    ews.ErrorSchemaValidation,
+    ews.ErrorInvalidRequest,
+    ews.ErrorInvalidServerVersion,
+    ews.ErrorIncorrectSchemaVersion,
+    ews.ErrorInvalidSchemaVersionForMailboxVersion,
 )
 # Errors that mean "try again later": after our retry budget they become ServerUnavailable.
 TRANSIENT = (
@@ -229,6 +246,12 @@ def map_exception(exc: BaseException, *, server: str, mailbox: str | None, opera
         )
     if isinstance(exc, ews.ErrorFolderNotFound):
         return FolderNotFound(f"folder not found during {where} ({_server_text(exc)})", mailbox=mailbox)
+    if isinstance(exc, REJECTED):
+        return ServerRejectedRequest(
+            f"{server} rejected {where} as invalid for this server ({name}: {_short(_server_text(exc))}); "
+            "not retried: check connection.exchange_version, or report the request as a bug",
+            mailbox=mailbox,
+        )
     tls = tls_error_from(exc, server)
     if tls is not None:
         tls.mailbox = mailbox

@@ -1,8 +1,9 @@
 """EwsSource (one per integration/server) and MailboxSession (one per mailbox): the extraction API.
 
 Request counts (no exchange_version configured adds one ConvertId per EwsSource for the version probe):
-- ``mail_folders``: 1 GetFolder (msgfolderroot + well-known ids, one request) + 1 FindFolder Deep per
-  500 folders.
+- ``mail_folders``: 1 GetFolder (msgfolderroot + the well-known ids this server version knows, one
+  request; on the first contact with a server, a 2nd GetFolder for the post-2007 ids once its
+  ServerVersionInfo is known) + 1 FindFolder Deep per 500 folders.
 - ``sync_pages``: exactly 1 SyncFolderItems per page (a no-change poll is one request per folder).
 - ``fetch``: ceil(len(refs) / chunk_size) GetItem, up to ``max_connections`` in flight.
 - ``find_range``: 1 FindItem per page.
@@ -26,13 +27,13 @@ from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Account, C
 from exchangelib import errors as ews_errors
 from exchangelib.credentials import OAuth2Credentials
 from exchangelib.ewsdatetime import UTC
-from exchangelib.version import VERSIONS, Version
+from exchangelib.version import VERSIONS, Build, Version
 from pydantic import SecretStr
 
 from ..config import EwsConnection, IntegrationConfig
 from . import redact
-from .errors import MailboxAccessDenied, SourceError, map_exception
-from .folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
+from .errors import MailboxAccessDenied, ServerRejectedRequest, SourceError, map_exception
+from .folders import WELL_KNOWN_2007, RawFolder, build_folder_infos, select_mail_folders, well_known_for
 from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage
 from .protocol import BoundedFaultTolerance, make_protocol_class, new_protocol
 from .retry import call_with_retry
@@ -103,6 +104,7 @@ class EwsSource:
         max_connections: int = 4,
         fetch_chunk_size: int = 64,
         version_hint: str | None = None,
+        build_hint: str | None = None,
     ) -> None:
         if max_connections < 1:
             raise SourceConfigError("max_connections must be >= 1")
@@ -133,13 +135,16 @@ class EwsSource:
             auth_type = NTLM if connection.auth == "ntlm" else BASIC
         del secret_value
 
-        # A configured exchange_version wins; else a version learnt by an earlier run (``version_hint``,
-        # see pipeline.folder_cache) saves exchangelib's ConvertId probe; else exchangelib probes once.
+        # A configured exchange_version wins; else a version learnt by an earlier run (``version_hint`` and
+        # the build the server reported then, see pipeline.folder_cache) saves exchangelib's ConvertId probe;
+        # else exchangelib probes once.
         self.version = _version_from_name(connection.exchange_version) if connection.exchange_version else None
+        hinted_build = None
         if self.version is None and version_hint:
             try:
                 self.version = _version_from_name(version_hint)
-            except SourceConfigError:
+                hinted_build = Build(*(int(p) for p in build_hint.split("."))) if build_hint else None
+            except (SourceConfigError, ValueError, TypeError):
                 self.version = None  # a hint from another exchangelib version: probe instead
         self.retry_policy = BoundedFaultTolerance(max_wait=connection.max_backoff_s)
         self._config = Configuration(
@@ -159,12 +164,19 @@ class EwsSource:
             retry_wait_s=min(10.0, max(0.5, connection.max_backoff_s / 8)),
         )
         self.protocol = new_protocol(protocol_cls, self._config)
+        if hinted_build is not None and self.version is not None:
+            # What this server reported to an earlier run (re-probed when the cache entry ages out).
+            self.protocol.reported_version = Version(build=hinted_build, api_version=self.version.api_version)
+        # exchangelib's probe (no configured or cached version) reads the server's own ServerVersionInfo.
+        self._probed = self.version is None
         self._closed = False
         self._lock = threading.Lock()
         # SyncFolderItems of a folder's next page, started while the current page's items are
         # fetched (see MailboxSession.sync_pages); keyed by (mailbox, folder id, state, page size).
         self._ahead: dict[tuple[str, str, str, int], Future] = {}
         self._ahead_pool: ThreadPoolExecutor | None = None
+        # Optional DistinguishedFolderIds this server refused although its version should know them.
+        self._refused_well_known: set[str] = set()
 
     @classmethod
     def from_config(cls, config: IntegrationConfig, secret: SecretStr | None = None) -> "EwsSource":
@@ -175,9 +187,36 @@ class EwsSource:
             fetch_chunk_size=config.fetch_chunk_size,
         )
 
+    def reported_version(self) -> Version | None:
+        """The version in the last ServerVersionInfo the server sent (None before its first answer)."""
+        reported = getattr(self.protocol, "reported_version", None)
+        if reported is None and self._probed:
+            probed = self.protocol.config.version
+            if probed is not None and probed.build is not None:
+                return probed
+        return reported
+
+    def ensure_version(self, mailbox: str | None = None) -> None:
+        """Run exchangelib's version probe now if it is due (no configured or cached version)."""
+        if self._probed:
+            self.call("ConvertId", mailbox, lambda: self.protocol.version)
+
+    def optional_well_known(self) -> tuple[str, ...]:
+        """The post-2007 DistinguishedFolderIds to ask this server for: only once it has told us its version
+        (a configured or cached exchange_version cannot tell Exchange 2016 from Exchange Online)."""
+        reported = self.reported_version()
+        if reported is None:
+            return ()
+        build = (reported.build.major_version, reported.build.minor_version)
+        return tuple(n for n in well_known_for(build, reported.api_version) if n not in self._refused_well_known)
+
+    def refuse_well_known(self, name: str) -> None:
+        with self._lock:
+            self._refused_well_known.add(name)
+
     def learned_version(self) -> tuple[str, str | None] | None:
-        """(api_version, build) the source knows now (configured, hinted or probed), without a request."""
-        version = self.protocol.config.version
+        """(api_version, build) the source knows now (reported, configured, hinted or probed), without a request."""
+        version = self.reported_version() or self.protocol.config.version
         if version is None or not version.api_version:
             return None
         return version.api_version, str(version.build) if version.build else None
@@ -259,14 +298,19 @@ class MailboxSession:
     # ---- folders -------------------------------------------------------------------------------
     def all_folders(self) -> list[FolderInfo]:
         """Every folder under the message folder root (all classes, search folders excluded), with paths."""
-        ids = ["msgfolderroot", *WELL_KNOWN]
-
-        def get_roots() -> list[Any]:
-            elems = [distinguished_folder_elem(name, self.email) for name in ids]
-            return RawGetFolder(account=self.account).get(elems, ())
-
-        results = self._call("GetFolder", get_roots)
-        root = results[0]
+        core = ["msgfolderroot", *WELL_KNOWN_2007]
+        self.source.ensure_version(self.email)
+        optional = self.source.optional_well_known()
+        if optional:
+            try:
+                results = self._get_well_known([*core, *optional])
+            except ServerRejectedRequest:
+                # The server refuses an id its version should know: never fail a mailbox for an optional one.
+                results = self._get_well_known(core)
+                results.update(self._get_optional(optional, together=False))
+        else:
+            results = self._get_well_known(core)
+        root = results.pop("msgfolderroot")
         if isinstance(root, Exception):
             if isinstance(root, ews_errors.ErrorAccessDenied):
                 raise MailboxAccessDenied(
@@ -275,9 +319,12 @@ class MailboxSession:
                     mailbox=self.email,
                 )
             raise self._map(root, "GetFolder")
+        if not optional:
+            # First contact: the answer above carried the server's version, so ask for what it knows.
+            results.update(self._get_optional(self.source.optional_well_known(), together=True))
         root_id = root.find(t("FolderId")).get("Id")
         distinguished = {}
-        for name, elem in zip(ids[1:], results[1:]):
+        for name, elem in results.items():
             if not isinstance(elem, Exception) and elem is not None:
                 fid = elem.find(t("FolderId"))
                 if fid is not None:
@@ -297,6 +344,34 @@ class MailboxSession:
                 break
             offset = page.next_offset
         return build_folder_infos(root_id, raw, distinguished)
+
+    def _get_well_known(self, names: Sequence[str]) -> dict[str, Any]:
+        """One GetFolder of DistinguishedFolderIds: {name: folder element, or the per-folder error}."""
+
+        def get() -> list[Any]:
+            elems = [distinguished_folder_elem(name, self.email) for name in names]
+            return RawGetFolder(account=self.account).get(elems, ())
+
+        # One response message per requested folder, in request order.
+        return dict(zip(names, self._call("GetFolder", get)))
+
+    def _get_optional(self, names: Sequence[str], *, together: bool) -> dict[str, Any]:
+        """Optional well-known folders: in one request, or (when the server refuses that) one by one,
+        dropping, and remembering for the source, each id the server refuses."""
+        if not names:
+            return {}
+        if together:
+            try:
+                return self._get_well_known(names)
+            except ServerRejectedRequest:
+                pass
+        found: dict[str, Any] = {}
+        for name in names:
+            try:
+                found.update(self._get_well_known([name]))
+            except ServerRejectedRequest:
+                self.source.refuse_well_known(name)
+        return found
 
     def mail_folders(self, allowlist: Sequence[str] | None = None, denylist: Sequence[str] = ()) -> list[FolderInfo]:
         return select_mail_folders(self.all_folders(), allowlist, list(denylist))

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from exchangelib.errors import MalformedResponseError, SOAPError
+from exchangelib.errors import MalformedResponseError, SOAPError, TransportError
 from exchangelib.util import SOAPNS, ParseError, to_xml
+from exchangelib.version import Version
 
 from .xmlguard import check_response
 
@@ -56,3 +57,15 @@ class FastParseMixin:
         if body is None:
             raise MalformedResponseError("No Body element in SOAP response")
         return header, body
+
+    def _update_api_version(self, api_version: str, header: Any) -> None:
+        super()._update_api_version(api_version=api_version, header=header)  # type: ignore[misc]
+        # exchangelib keeps *a* version (configured, or guessed from its own table, where Exchange2016 maps
+        # to Exchange Online's build); what the server itself reported is kept apart on the protocol, so
+        # that requests depending on the real server version (discovery) can trust it.
+        try:
+            reported = Version.from_soap_header(requested_api_version=api_version, header=header)
+        except TransportError:
+            return
+        if reported.build is not None:
+            self.protocol.reported_version = reported  # type: ignore[attr-defined]

@@ -7,22 +7,33 @@ from dataclasses import dataclass
 
 from .models import FolderInfo
 
-# Well-known folders asked for by DistinguishedFolderId in the discovery GetFolder (one request), so
-# FolderInfo.distinguished_id is known without relying on the server returning DistinguishedFolderId.
-WELL_KNOWN = (
-    "inbox",
-    "sentitems",
-    "deleteditems",
-    "junkemail",
-    "drafts",
-    "outbox",
-    "archive",
-    "syncissues",
-    "conflicts",
-    "localfailures",
-    "serverfailures",
-    "conversationhistory",
-)
+# Well-known folders asked for by DistinguishedFolderId in discovery, so FolderInfo.distinguished_id is
+# known without relying on the server returning DistinguishedFolderId. Real Exchange validates a request
+# against its own schema and refuses the WHOLE request (ErrorSchemaValidation) for one value it does not
+# know, so each value is asked only of versions that have it (Microsoft's DistinguishedFolderId reference
+# and the MS-OXWS schemas):
+WELL_KNOWN_2007 = ("inbox", "sentitems", "deleteditems", "junkemail", "drafts", "outbox")  # Exchange 2007+
+WELL_KNOWN_2013 = ("syncissues", "conflicts", "localfailures", "serverfailures", "conversationhistory")
+WELL_KNOWN_ONLINE = ("archive",)  # Exchange Online's schema only (not in the Exchange 2016 spec)
+WELL_KNOWN = WELL_KNOWN_2007 + WELL_KNOWN_2013 + WELL_KNOWN_ONLINE  # Graph's well-known names cover them all
+
+ONLINE_BUILD = (15, 20)  # Exchange Online reports 15.20+; Exchange 2013 is 15.0, 2016 15.1, 2019 15.2
+
+
+def well_known_for(build: tuple[int, int] | None, api_version: str | None) -> tuple[str, ...]:
+    """The optional (post-2007) DistinguishedFolderIds a server of this version knows.
+
+    ``build`` is the (major, minor) the server reported in ServerVersionInfo; None when it has not answered
+    yet, in which case only the RequestServerVersion in use (``api_version``) is known, and Exchange Online
+    cannot be told apart from Exchange 2016/2019 (no ``archive``)."""
+    if build is not None:
+        if build >= ONLINE_BUILD:
+            return WELL_KNOWN_2013 + WELL_KNOWN_ONLINE
+        return WELL_KNOWN_2013 if build >= (15, 0) else ()
+    if api_version and api_version.startswith(("Exchange2013", "Exchange2016", "Exchange2019")):
+        return WELL_KNOWN_2013
+    return ()
+
 
 # Mail-class folders skipped by default, with their sub-folders: not correspondence (Outlook's sync
 # bookkeeping, Skype/Teams transcripts, unsent drafts, the transient Outbox). Naming one of them (or a

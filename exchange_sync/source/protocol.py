@@ -90,6 +90,8 @@ def make_protocol_class(
         TIMEOUT = timeout_s
         RETRY_WAIT = retry_wait_s
         USERAGENT = "exchange-sync (exchangelib)"
+        # The Version from the last ServerVersionInfo the server sent (fastparse.FastParseMixin).
+        reported_version = None
 
         @classmethod
         def raw_session(cls, prefix, oauth2_client=None, oauth2_session_params=None, oauth2_token_endpoint=None):

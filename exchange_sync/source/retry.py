@@ -18,7 +18,7 @@ import requests
 from exchangelib import errors as ews
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from .errors import TRANSIENT, map_exception, tls_error_from
+from .errors import REJECTED, TRANSIENT, map_exception, tls_error_from
 from .protocol import BoundedFaultTolerance
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (ews.RateLimitError, ews.UnauthorizedError)):
+    if isinstance(exc, (ews.RateLimitError, ews.UnauthorizedError, *REJECTED)):
         return False
     if tls_error_from(exc, "") is not None:
         return False

@@ -39,7 +39,8 @@ def ops_since(srv, seq):
 
 # ---- folders ------------------------------------------------------------------------------------
 def test_folder_discovery_and_request_count(srv, make_source):
-    mb = make_source().open_mailbox("ap@example.com")
+    src = make_source()
+    mb = src.open_mailbox("ap@example.com")
     seq = srv.last_seq()
     folders = mb.mail_folders(None, [])
     paths = [f.path for f in folders]
@@ -48,7 +49,12 @@ def test_folder_discovery_and_request_count(srv, make_source):
     assert all(f.folder_class.startswith("IPF.Note") for f in folders)
     inbox = next(f for f in folders if f.path == "Inbox")
     assert inbox.distinguished_id == "inbox" and inbox.display_name == "Inbox"
-    # one GetFolder (root + well-known ids) and one FindFolder Deep; version configured -> no ConvertId
+    # Version configured -> no ConvertId. First contact: GetFolder of root + the Exchange 2007 well-known
+    # ids, then (the answer told the server's version) one GetFolder of the ids that version knows.
+    assert ops_since(srv, seq) == ["GetFolder", "GetFolder", "FindFolder"]
+    # Once the server's version is known: one GetFolder (root + every well-known id) and one FindFolder Deep.
+    seq = srv.last_seq()
+    assert src.open_mailbox("mover@example.com").mail_folders(None, [])
     assert ops_since(srv, seq) == ["GetFolder", "FindFolder"]
 
 

@@ -23,6 +23,7 @@ from exchange_sync.source import (
     InvalidSyncState,
     MailboxAccessDenied,
     MailboxNotFound,
+    ServerRejectedRequest,
     ServerUnavailable,
     SourceConfigError,
     TlsConfigError,
@@ -129,6 +130,11 @@ def test_mail_class():
         (ews.RateLimitError("Max timeout reached", wait=3600), ServerUnavailable, "server_unavailable"),
         (ews.ErrorTimeoutExpired("Reraised from ConnectionError"), ServerUnavailable, "server_unavailable"),
         (ews.ErrorExceededConnectionCount("too many"), ServerUnavailable, "server_unavailable"),
+        (ews.ErrorSchemaValidation("The request failed schema validation"), ServerRejectedRequest,
+         "server_rejected_request"),
+        (ews.ErrorInvalidRequest("The request is invalid."), ServerRejectedRequest, "server_rejected_request"),
+        (ews.ErrorInvalidServerVersion("Tried versions ... but all were invalid"), ServerRejectedRequest,
+         "server_rejected_request"),
     ],
 )
 def test_map_exception(exc, cls, reason):
@@ -136,6 +142,16 @@ def test_map_exception(exc, cls, reason):
     assert type(err) is cls and err.reason == reason and err.mailbox == "ap@acme.com"
     if cls in (MailboxNotFound, MailboxAccessDenied):
         assert "ap@acme.com" in str(err)
+
+
+@pytest.mark.parametrize("exc", [ews.ErrorSchemaValidation("x"), ews.ErrorInvalidRequest("x"),
+                                 ews.ErrorInvalidServerVersion("x")])
+def test_a_refused_request_is_not_retried(exc):
+    """exchangelib makes these TransportError subclasses (they were reported as server_unavailable,
+    pointing the operator at the network); the same request would be refused again."""
+    from exchange_sync.source.retry import is_retryable
+
+    assert not is_retryable(exc)
 
 
 def test_tls_errors_are_named():
