@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -49,9 +50,10 @@ from .services import (
     parse_ews_datetime,
     t,
 )
-from .tls import build_ssl_context, make_adapter_class, requests_verify
+from .tls import build_ssl_context, make_adapter_class, requests_verify, warn_unverified
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Cheap per-item fields; never let exchangelib choose (its defaults include MimeContent and bodies).
 REF_FIELDS = ("item:DateTimeReceived", "message:InternetMessageId", "item:Size", "item:ConversationId")
@@ -156,6 +158,8 @@ class EwsSource:
             max_connections=max_connections,
         )
         ctx = build_ssl_context(connection.tls)
+        if not connection.tls.verify:
+            warn_unverified(self.server, log)
         protocol_cls = make_protocol_class(
             adapter_cls=make_adapter_class(ctx),
             verify=requests_verify(connection.tls),

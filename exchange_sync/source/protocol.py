@@ -20,6 +20,8 @@ import requests
 from exchangelib.errors import RateLimitError, SessionPoolMinSizeReached, UnauthorizedError
 from exchangelib.protocol import FaultTolerance, Protocol
 
+from .tls import pin_verify
+
 
 class BoundedFaultTolerance(FaultTolerance):
     """exchangelib's fault-tolerant policy with three changes:
@@ -101,11 +103,10 @@ def make_protocol_class(
                 oauth2_session_params=oauth2_session_params,
                 oauth2_token_endpoint=oauth2_token_endpoint,
             )
-            # requests hands this to urllib3 next to our ssl_context (CERT_NONE vs CERT_REQUIRED, ca_certs).
-            # trust_env stays on so HTTPS_PROXY works; REQUESTS_CA_BUNDLE could only *add* trust to a
-            # verify=True source, never turn verification off.
-            session.verify = verify
-            return session
+            # requests hands this to urllib3 next to our ssl_context (CERT_NONE vs CERT_REQUIRED, ca_certs);
+            # pinned so that REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE cannot override it (trust_env stays on
+            # for HTTPS_PROXY / NO_PROXY).
+            return pin_verify(session, verify)
 
         def decrease_poolsize(self) -> None:
             """exchangelib 5.6.0's version deadlocks: it holds the non-reentrant pool lock and calls

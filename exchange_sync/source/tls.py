@@ -8,10 +8,15 @@ list therefore only *means* what it says together with ``max_version: "1.2"``.
 
 from __future__ import annotations
 
+import logging
 import ssl
+import types
+import warnings
 from typing import Any
 
+import requests
 import requests.adapters
+import urllib3
 
 from ..config import TlsConfig
 from .errors import SourceError
@@ -65,6 +70,38 @@ def requests_verify(tls: TlsConfig) -> bool | str:
     if not tls.verify:
         return False
     return str(tls.ca_bundle) if tls.ca_bundle is not None else True
+
+
+def _merge_keeping_verify(self: requests.Session, url: Any, proxies: Any, stream: Any, verify: Any,
+                          cert: Any) -> dict[str, Any]:
+    settings = requests.Session.merge_environment_settings(self, url, proxies, stream, verify, cert)
+    settings["verify"] = self.verify
+    return settings
+
+
+def pin_verify(session: requests.Session, verify: bool | str) -> requests.Session:
+    """Make the configured TLS trust win over the environment.
+
+    requests merges ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` into every request whose own ``verify`` is
+    unset or True, *over* the session's: a configured ``ca_bundle`` then no longer replaces the trust store,
+    and ``verify: false`` is turned back on. ``trust_env`` stays on for what else it reads (HTTPS_PROXY,
+    NO_PROXY, .netrc is irrelevant to NTLM/Bearer auth), only ``verify`` is taken from the session.
+    """
+    session.verify = verify
+    session.merge_environment_settings = types.MethodType(_merge_keeping_verify, session)  # type: ignore[method-assign]
+    return session
+
+
+_warned_unverified: set[str] = set()
+
+
+def warn_unverified(server: str, logger: logging.Logger) -> None:
+    """``verify: false``: one clear warning per server and process instead of urllib3's one per request."""
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    if server not in _warned_unverified:
+        _warned_unverified.add(server)
+        logger.warning("TLS certificate verification is OFF for %s (connection.tls.verify: false): anyone on the "
+                       "network path can impersonate the server and read the credentials", server)
 
 
 def make_adapter_class(ctx: ssl.SSLContext) -> type[requests.adapters.HTTPAdapter]:

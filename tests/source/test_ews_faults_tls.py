@@ -73,6 +73,36 @@ def ecdsa_source(srv, tls: TlsConfig) -> EwsSource:
     return EwsSource(connection(srv, tls=tls), SecretStr(PASSWORD), max_connections=1)
 
 
+def test_environment_ca_variables_do_not_override_the_configuration(srv, make_source, monkeypatch):
+    """requests merges REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE over the session's verify: a configured
+    ca_bundle then stopped replacing the trust store and ``verify: false`` was turned back on."""
+    import certifi
+
+    # The environment trusts the test CA, the configuration does not: the configuration wins.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_file)
+    monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_file)
+    with pytest.raises(TlsError):
+        make_source(tls=TlsConfig(ca_bundle=certifi.where())).open_mailbox("ap@example.com").mail_folders(None, [])
+    # The environment names a bundle without the test CA; the configuration turned verification off.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+    assert inbox(make_source(tls=TlsConfig(verify=False)).open_mailbox("ap@example.com"))
+    # And the configured CA bundle is used as configured.
+    assert inbox(make_source(tls=TlsConfig(ca_bundle=srv.ca_file)).open_mailbox("ap@example.com"))
+
+
+def test_verify_false_warns_once_not_per_request(srv, make_source, caplog, recwarn):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="exchange_sync.source.ews")
+    for _ in range(2):
+        mb = make_source(tls=TlsConfig(verify=False)).open_mailbox("ap@example.com")
+        list(mb.sync_pages(inbox(mb), None))
+    ours = [r for r in caplog.records if "verification is OFF" in r.getMessage()]
+    assert len(ours) <= 1  # once per server and process (an earlier test may have warned already)
+    assert not [w for w in recwarn if "InsecureRequestWarning" in type(w.message).__name__]
+
+
 def test_cipher_mismatch_fails_the_handshake(ecdsa_srv):
     tls = TlsConfig(ca_bundle=ecdsa_srv.ca_file, ciphers="AES128-SHA", max_version="1.2")
     with ecdsa_source(ecdsa_srv, tls) as src, pytest.raises(TlsError) as info:
