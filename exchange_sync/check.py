@@ -323,18 +323,17 @@ def _finish(config: IntegrationConfig, server: ServerCheck, outcomes: list[_Outc
 
 
 # ---- EWS ----------------------------------------------------------------------------------------------
-def _ews_version(outcomes: list[_Outcome], source: Any) -> tuple[str | None, str | None]:
-    """(api_version, build) from the ServerVersionInfo of a mailbox's answers (exchangelib keeps it on the
-    account), else what the source knows (configured or probed)."""
+def _ews_version(outcomes: list[_Outcome]) -> tuple[str | None, str | None]:
+    """(api_version, build) from the ServerVersionInfo header of a mailbox's answer: exchangelib keeps it on
+    the account. Never the configured ``exchange_version`` or a failed probe's guess: only what the server said."""
     for o in outcomes:
-        if o.check.status in SERVER_REASONS or o.check.status == CREDENTIALS or o.session is None:
+        if o.check.status in SERVER_REASONS or o.check.status in (CREDENTIALS, NOT_CHECKED) or o.session is None:
             continue
         account = getattr(o.session, "account", None)
-        version = getattr(account, "_version", None)  # set by an answer; never probe here
+        version = getattr(account, "_version", None)  # set by the answers; reading .version could probe
         if version is not None and getattr(version, "build", None):
             return version.api_version, str(version.build)
-    learned = source.learned_version() if hasattr(source, "learned_version") else None
-    return (learned[0], learned[1]) if learned else (None, None)
+    return None, None
 
 
 def check_ews(config: IntegrationConfig) -> CheckReport:
@@ -366,7 +365,7 @@ def check_ews(config: IntegrationConfig) -> CheckReport:
         outcomes = _check_mailboxes(config, server, source.open_mailbox, scrub)
         report = _finish(config, server, outcomes)
         if report.server.reachable:
-            server.version, server.build = _ews_version(outcomes, source)
+            server.version, server.build = _ews_version(outcomes)
     return report
 
 

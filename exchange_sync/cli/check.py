@@ -7,6 +7,7 @@ Exit status: 0 every enabled mailbox is reachable; 1 the server cannot be reache
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import typer
@@ -21,6 +22,10 @@ def check_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
     from exchange_sync.check import CheckConfigError, check_connection
 
     cfg = _load(config)
+    # The report says how each call ended; the source's "retrying ..." warnings would only interleave
+    # with it (Python prints unhandled WARNING records on stderr).
+    for name in ("exchange_sync", "exchangelib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         report = check_connection(cfg)
     except CheckConfigError as exc:
