@@ -272,7 +272,7 @@ def _check_mailbox(open_mailbox: Callable[[str], Any], mb: MailboxConfig, scrub:
     return _Outcome(MailboxCheck(mb.email, OK, None, None, len(mail), len(folders)), session)
 
 
-def _check_mailboxes(config: IntegrationConfig, server: ServerCheck, open_mailbox: Callable[[str], Any],
+def _check_mailboxes(config: IntegrationConfig, open_mailbox: Callable[[str], Any],
                      scrub: _Scrubber) -> list[_Outcome]:
     """The first enabled mailbox alone (credentials, version probe), then the others in parallel."""
     enabled = config.enabled_mailboxes
@@ -362,7 +362,7 @@ def check_ews(config: IntegrationConfig) -> CheckReport:
         if not _probe(server, conn.server_url, ctx, conn.timeout_s):
             return _finish(config, server, [])
         server.reachable = True
-        outcomes = _check_mailboxes(config, server, source.open_mailbox, scrub)
+        outcomes = _check_mailboxes(config, source.open_mailbox, scrub)
         report = _finish(config, server, outcomes)
         if report.server.reachable:
             server.version, server.build = _ews_version(outcomes)
@@ -406,7 +406,7 @@ def check_graph(config: IntegrationConfig) -> CheckReport:
         if not _probe(server, conn.graph_url, ctx, conn.timeout_s):
             return _finish(config, server, [])
         server.reachable = True
-        outcomes = _check_mailboxes(config, server, source.open_mailbox, scrub)
+        outcomes = _check_mailboxes(config, source.open_mailbox, scrub)
         report = _finish(config, server, outcomes)
         if report.server.reachable:
             server.version = _graph_version(conn.graph_url)

@@ -256,3 +256,56 @@ def test_graph_good_and_bad_mailboxes(graph, tmp_path: Path):
     assert report["server"]["auth"]["accepted"] is False
     assert report["mailboxes"][0]["status"] == "invalid_exchange_credentials"
     assert "not-the-secret" not in wrong.stdout + wrong.stderr
+
+
+# ---- the report's logic, in process ------------------------------------------------------------------
+def _config(mailboxes: list):
+    from exchange_sync.config import parse_config
+
+    return parse_config({"name": "unit", "connection": {"server_url": "https://ews.example/EWS/Exchange.asmx",
+                                                        "username": "u", "password": {"env": "UNUSED"},
+                                                        "access_type": "delegate"},
+                         "mailboxes": [m if isinstance(m, dict) else {"email": m} for m in mailboxes],
+                         "concurrency": {"mailboxes": 2}})
+
+
+def test_reasons_are_reported_by_their_code_and_set_the_exit_status():
+    """A reason the source learns later (server_rejected_request) is reported as is, by ``.reason``."""
+    from exchange_sync.check import ServerCheck, _check_mailboxes, _finish, _Scrubber
+    from exchange_sync.source.errors import SourceError
+    from exchange_sync.source.models import FolderInfo
+
+    class Rejected(SourceError):
+        reason = "server_rejected_request"
+
+    inbox = FolderInfo("1", "Inbox", "Inbox", "IPF.Note", "inbox")
+    cal = FolderInfo("2", "Calendar", "Calendar", "IPF.Appointment", "calendar")
+
+    class Session:
+        def __init__(self, email: str) -> None:
+            self.email = email
+
+        def all_folders(self):
+            if self.email.startswith("rejected"):
+                raise Rejected("ErrorSchemaValidation: secret-value", mailbox=self.email)
+            return [inbox, cal]
+
+    config = _config(["ok@x.com", "rejected@x.com", {"email": "off@x.com", "enabled": False}])
+    server = ServerCheck(url="https://ews.example", kind="ews", auth="ntlm", reachable=True)
+    report = _finish(config, server, _check_mailboxes(config, Session, _Scrubber("secret-value")))
+    assert [(m.email, m.status) for m in report.mailboxes] == [
+        ("ok@x.com", "ok"), ("rejected@x.com", "server_rejected_request"), ("off@x.com", "disabled")]
+    assert (report.mailboxes[0].mail_folders, report.mailboxes[0].total_folders) == (1, 2)
+    assert report.mailboxes[1].message == "ErrorSchemaValidation: ***"
+    assert report.exit_code == 3 and report.server.auth_accepted is True
+    assert report.to_dict()["mailboxes"][1] == {"email": "rejected@x.com", "status": "server_rejected_request",
+                                                "reason": "server_rejected_request",
+                                                "message": "ErrorSchemaValidation: ***"}
+
+
+def test_graph_version_from_the_url():
+    from exchange_sync.check import _graph_version
+
+    assert _graph_version("https://graph.microsoft.com/v1.0") == "Microsoft Graph v1.0"
+    assert _graph_version("https://graph.microsoft.us/beta") == "Microsoft Graph beta"
+    assert _graph_version("https://proxy.example/graph") == "Microsoft Graph"
