@@ -408,7 +408,7 @@ def check_graph(config: IntegrationConfig) -> CheckReport:
         server.reachable = True
         outcomes = _check_mailboxes(config, source.open_mailbox, scrub)
         report = _finish(config, server, outcomes)
-        if report.server.reachable:
+        if server.auth_accepted:  # Graph answered (a refused token never reached it)
             server.version = _graph_version(conn.graph_url)
     return report
 

@@ -18,6 +18,8 @@ from ews_testserver.testing import running_server
 from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, make_config
 from graph_testserver.testing import running_graph_server
 
+from ..security.test_secrets import leaks
+
 pytestmark = pytest.mark.timeout(180)
 
 PASSWORD = "pw-" + secrets.token_hex(8)
@@ -77,7 +79,7 @@ def test_good_config_reports_version_tls_auth_and_folder_counts(ews, tmp_path: P
     assert "ap@example.com" in out and "ok" in out
     assert "off@example.com" in out and "disabled" in out
     assert "Traceback" not in proc.stderr
-    assert PASSWORD not in out + proc.stderr
+    assert not leaks((out + proc.stderr).encode(), PASSWORD)
     entries = ews.log(seq)
     assert entries and {e["operation"] for e in entries} <= READ_ONLY
     assert not any(e["write"] for e in entries)
@@ -129,6 +131,8 @@ def test_unknown_and_ungranted_mailboxes_exit_3_and_the_good_one_is_ok(ews, tmp_
     assert human.returncode == 3
     assert "mailbox_not_found" in human.stdout and "mailbox_access_denied" in human.stdout
     assert "1 of 3 enabled mailbox(es) reachable" in human.stdout
+    for p in (proc, human):
+        assert not leaks((p.stdout + p.stderr).encode(), PASSWORD)
 
 
 def test_wrong_password_every_mailbox_invalid_credentials_exit_3_one_logon(ews, tmp_path: Path):
@@ -149,7 +153,7 @@ def test_wrong_password_every_mailbox_invalid_credentials_exit_3_one_logon(ews, 
     human = cli("check", config, env={PASSWORD_ENV: WRONG_PASSWORD})
     assert human.returncode == 3 and "ntlm: refused" in human.stdout
     for p in (proc, human):
-        assert WRONG_PASSWORD not in p.stdout + p.stderr and "Traceback" not in p.stderr
+        assert not leaks((p.stdout + p.stderr).encode(), WRONG_PASSWORD) and "Traceback" not in p.stderr
 
 
 def test_server_down_exit_1_one_line(tmp_path: Path):
@@ -253,7 +257,7 @@ def test_graph_good_and_bad_mailboxes(graph, tmp_path: Path):
     wrong = cli("check", good, "--json", env={GRAPH_SECRET_ENV: "not-the-secret"})
     assert wrong.returncode == 3
     report = json.loads(wrong.stdout)
-    assert report["server"]["auth"]["accepted"] is False
+    assert report["server"]["auth"]["accepted"] is False and report["server"]["version"] is None
     assert report["mailboxes"][0]["status"] == "invalid_exchange_credentials"
     assert "not-the-secret" not in wrong.stdout + wrong.stderr
 
