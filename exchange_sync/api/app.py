@@ -6,73 +6,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange_sync import __version__
 from exchange_sync.comment import MAX_TEXT_CHARS, PROPERTY_NAME_PATTERN, TIMESTAMP_PATTERN
 from exchange_sync.api import page, routes
-from exchange_sync.api.errors import error_response, install_error_handlers
+from exchange_sync.api.errors import install_error_handlers
+from exchange_sync.api.gate import LOOPBACK_HOSTS, MAX_SYNC_BYTES, ApiGate
 from exchange_sync.store import SqlStore
-
-# 16,384 comments of real mail are ~30-100 MB of JSON; more than this is refused before parsing.
-DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
-
-
-class BodyLimitMiddleware:
-    """413 for bodies over ``max_bytes``: by Content-Length up front, else while streaming."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = error_response(413, f"request body larger than {self.max_bytes} bytes")
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await too_large(scope, receive, send)
-                    return
-        received = 0
-        started = False
-        refused = False
-
-        async def limited_receive() -> Message:
-            # FastAPI turns any exception raised while reading the body into a 400, so the 413
-            # is sent from here and the application is told the client went away.
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    if not started:
-                        await too_large(scope, receive, send)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return  # the 413 went out already
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not refused:
-                raise
-
 
 def _document_message_rules(components: dict[str, Any]) -> None:
     for name, component in components.items():
@@ -127,14 +67,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(store: SqlStore, *, token: str | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+def create_app(store: SqlStore, *, token: str | None, max_body_bytes: int = MAX_SYNC_BYTES,
+               allowed_hosts: frozenset[str] | None = None) -> FastAPI:
     """The API + comments page. ``token=None`` disables authentication (the CLI allows that only on
-    a loopback address)."""
+    a loopback address) and then only requests whose ``Host`` is a loopback name are answered
+    (``allowed_hosts``, default ``LOOPBACK_HOSTS``: DNS rebinding). ``max_body_bytes`` is the sync
+    route's body limit; every limit and the token are enforced by ``ApiGate`` before a body is read.
+
+    No Swagger UI (it loads its scripts from a CDN): the OpenAPI document is at ``/openapi.json``,
+    behind the token."""
     app = FastAPI(
         title="exchange-sync comments API",
         version=__version__,
         description="Comments synced from Exchange, in the public Re:infer / Communications Mining API shape.",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.store = store
@@ -143,5 +89,7 @@ def create_app(store: SqlStore, *, token: str | None, max_body_bytes: int = DEFA
     app.include_router(routes.router)
     app.include_router(page.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    if token is None and allowed_hosts is None:
+        allowed_hosts = LOOPBACK_HOSTS
+    app.add_middleware(ApiGate, token=token, allowed_hosts=allowed_hosts, max_sync_bytes=max_body_bytes)
     return app

@@ -1,10 +1,10 @@
 """The read-only comments page at ``/``: server-rendered HTML, no JavaScript.
 
 Everything from mail is escaped by Jinja2's autoescape (a ``<script>`` in a subject renders as
-text). Authentication when the server has a token: open ``/?token=<token>`` once or use the login
-form; either sets an HttpOnly, SameSite=Strict cookie holding ``HMAC(token, "comments-page")``
-(never the token) and, for ``?token=``, redirects to the same URL without it so the token does
-not stay in the address bar or history. With ``--no-auth`` (loopback only) no login is asked.
+text). Authentication when the server has a token: sign in once with the form (POST /login, the
+token in the body, never in a URL); it sets an HttpOnly, SameSite=Strict cookie holding
+``HMAC(token, "comments-page")`` (never the token). With ``--no-auth`` (loopback only) no login is
+asked.
 """
 
 from __future__ import annotations
@@ -129,25 +129,21 @@ def _safe_next(value: str | None) -> str:
 
 
 def _guard(request: Request) -> Response | None:
-    """None when the page may be shown; else the login form or the redirect that logs in."""
+    """None when the page may be shown; else the sign-in form. The token is never taken from the
+    URL (a URL ends up in access logs, proxies and the browser's history): a ``?token=`` is ignored
+    and the form says why."""
     if page_authorised(request):
         return None
-    token = request.query_params.get("token")
-    expected = request.app.state.api_token
-    if token is not None and token_matches(token, expected):
-        remaining = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-        target = request.url.path + ("?" + urlencode(remaining) if remaining else "")
-        response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-        _set_cookie(response, request)
-        return response
-    error = "invalid token" if token is not None else None
-    current = request.url.path + ("?" + request.url.query if request.url.query else "")
+    error = ("the token is not accepted in the address; sign in with the form"
+             if "token" in request.query_params else None)
+    remaining = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+    current = request.url.path + ("?" + urlencode(remaining) if remaining else "")
     return _html("login.html", 401, error=error, next=_safe_next(current))
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    body = await request.body()
+    body = await request.body()  # ApiGate refused anything over MAX_FORM_BYTES while it streamed in
     if len(body) > MAX_FORM_BYTES:
         return _html("login.html", 413, error="form too large", next="/")
     form = parse_qs(body.decode("utf-8", "replace"))

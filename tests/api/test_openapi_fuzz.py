@@ -35,7 +35,7 @@ NOT_CHECKED = {"GET /api/_private/sources/{project}/{source}/comments": [positiv
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_operation(backend: str, label: str, tmp_path: Path) -> None:
     with database_url(backend, tmp_path) as url, running_api(url) as api:
-        schema = schemathesis.openapi.from_url(api.url + "/openapi.json")
+        schema = schemathesis.openapi.from_url(api.url + "/openapi.json", headers=api.headers())
         operations = {result.ok().label: result.ok() for result in schema.get_all_operations()}
         assert set(operations) == set(OPERATIONS)
         operation = operations[label]

@@ -187,7 +187,9 @@ def test_body_limit_is_413(db_url: str) -> None:
 
 
 def test_openapi_served(api: ApiUnderTest) -> None:
-    schema = requests.get(api.url + "/openapi.json", timeout=30).json()
+    assert requests.get(api.url + "/openapi.json", timeout=30).status_code == 401  # behind the token
+    assert requests.get(api.url + "/docs", headers=api.headers(), timeout=30).status_code == 404  # no CDN Swagger UI
+    schema = requests.get(api.url + "/openapi.json", headers=api.headers(), timeout=30).json()
     assert set(schema["paths"]) == {
         "/api/v1/sources/{project}/{source}/sync",
         "/api/v1/sources/{project}/{source}/comments/{comment_id}",
