@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import mimeinfo
+from . import ids, mimeinfo
 
 
 class StoreError(Exception):
@@ -150,11 +150,11 @@ class Item:
 
     @property
     def item_id(self) -> str:
-        return _b64(f"I:{self.folder.mailbox.index}:{self.num}")
+        return ids.item_id(self.folder.mailbox.index, self.num)
 
     @property
     def change_key(self) -> str:
-        return _b64(f"CK:{self.num}:{self.version}")
+        return ids.change_key(self.folder.mailbox.index, self.num, self.version)
 
 
 # (distinguished id, display name, folder class, element tag) of the folders every mailbox has.
@@ -197,11 +197,11 @@ class Folder:
 
     @property
     def folder_id(self) -> str:
-        return _b64(f"F:{self.mailbox.index}:{self.num}")
+        return ids.folder_id(self.mailbox.index, self.num)
 
     @property
     def change_key(self) -> str:
-        return _b64(f"FCK:{self.num}")
+        return ids.change_key(self.mailbox.index, self.num, 0)
 
     @property
     def path(self) -> str:
@@ -247,6 +247,54 @@ class Folder:
         if not ok:
             raise StoreError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
         return seq_i
+
+    def initial_sync_state(self, snapshot: int, cursor: tuple[datetime, int] | None) -> str:
+        """State of an initial sync (the folder's contents, newest first) in progress: the snapshot
+        sequence and the (DateTimeReceived, number) of the last item delivered."""
+        if cursor is None:
+            return self.sync_state(snapshot)
+        when, num = cursor
+        micros = int(when.timestamp() * 1_000_000)
+        body = f"S:{self.mailbox.index}:{self.num}:{snapshot}:{micros}.{num}"
+        return _b64(f"{body}:{zlib.crc32(body.encode()):08x}")
+
+    def parse_any_sync_state(self, state: str) -> tuple[int, tuple[datetime, int] | None]:
+        """(sequence, initial-sync cursor or None) of a state this folder issued; StoreError if not."""
+        try:
+            text = _unb64(state.strip())
+            body, crc = text.rsplit(":", 1)
+            parts = body.split(":")
+            if len(parts) == 4:
+                return self.parse_sync_state(state), None
+            tag, mbx, fnum, seq, cur = parts
+            ok = tag == "S" and int(crc, 16) == zlib.crc32(body.encode())
+            ok = ok and int(mbx) == self.mailbox.index and int(fnum) == self.num and 0 <= int(seq) <= self.mailbox.seq
+            micros, num = cur.split(".")
+            cursor = (datetime.fromtimestamp(int(micros) / 1_000_000, timezone.utc), int(num))
+        except (ValueError, TypeError, OverflowError):
+            ok = False
+        if not ok:
+            raise StoreError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+        return int(seq), cursor
+
+    def initial_page(self, snapshot: int, cursor: tuple[datetime, int] | None, limit: int
+                     ) -> tuple[list[Item], tuple[datetime, int] | None]:
+        """One page of an initial sync: the items that existed at ``snapshot``, newest first (by
+        DateTimeReceived), after ``cursor``; and the cursor to go on from (None: all delivered).
+        Items created later, and later changes, come after it as ordinary changes since ``snapshot``."""
+        items = self.sorted_items()
+        end = len(items) if cursor is None else bisect.bisect_left(items, cursor, key=lambda it: (_utc(it.received), it.num))
+        out: list[Item] = []
+        i = end - 1
+        while i >= 0 and len(out) < limit:
+            item = items[i]
+            if item.created_seq <= snapshot:
+                out.append(item)
+            i -= 1
+        more = any(items[j].created_seq <= snapshot for j in range(i, -1, -1)) if i >= 0 else False
+        if not more or not out:
+            return out, None
+        return out, (_utc(out[-1].received), out[-1].num)
 
     def changes_since(self, seq: int, limit: int) -> tuple[list[tuple[str, Item | int, bool]], int, bool]:
         """Changes after ``seq``: ([(kind, item-or-num, is_read)], new_seq, includes_last).
@@ -378,32 +426,32 @@ class MailStore:
     # -- ids -------------------------------------------------------------------------------
     def decode_folder_id(self, folder_id: str) -> Folder:
         try:
-            tag, mbx, num = _unb64(folder_id).split(":")
-            if tag != "F":
-                raise ValueError(tag)
-            mailbox = self._by_index.get(int(mbx))
+            kind, mbx, num, _extra = ids.decode(folder_id)
+            if kind != "folder":
+                raise ValueError(kind)
+            mailbox = self._by_index.get(mbx)
         except ValueError as exc:
             raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.") from exc
         if mailbox is None:
             raise StoreError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
-        folder = mailbox.folders.get(int(num))
+        folder = mailbox.folders.get(num)
         if folder is None:
             raise StoreError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
         return folder
 
     def decode_item_id(self, item_id: str) -> tuple[Mailbox | None, int]:
         try:
-            tag, mbx, num = _unb64(item_id).split(":")
-            if tag != "I":
-                raise ValueError(tag)
-            return self._by_index.get(int(mbx)), int(num)
+            kind, mbx, num, _extra = ids.decode(item_id)
+            if kind != "item":
+                raise ValueError(kind)
+            return self._by_index.get(mbx), num
         except ValueError as exc:
             raise StoreError("ErrorInvalidIdMalformed", "Id is malformed.") from exc
 
     def mailbox_index_of_id(self, any_id: str) -> int | None:
         try:
-            return int(_unb64(any_id).split(":")[1])
-        except (ValueError, IndexError):
+            return ids.decode(any_id)[1]
+        except ValueError:
             return None
 
     # -- item mutations (each logs to the folder's change log) -----------------------------
@@ -497,6 +545,13 @@ class MailStore:
             for mid in candidates:
                 out.extend(mailbox.items[n] for n in mailbox.by_message_id.get(mid, []) if n in mailbox.items)
             return out
+
+
+def _utc(when: datetime) -> datetime:
+    """Microsecond-exact, timezone-aware (a cursor survives the round trip through the sync state)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when
 
 
 def rewrite_subject(raw: bytes, subject: str) -> bytes:

@@ -18,8 +18,9 @@ from datetime import datetime
 
 from lxml import etree
 
-from . import mimeinfo
+from . import ids as idfmt, mimeinfo
 from .mailstore import Folder, Item, Mailbox, MailStore, StoreError
+from .schema import PROFILES, Profile
 from .soap import (
     Request, ResponseError, SoapFault, error_message, m, response_root, sub, sub_base64, success_message, t,
 )
@@ -52,6 +53,7 @@ class Context:
     principal: Principal
     request: Request
     anchor: str | None = None  # X-AnchorMailbox header
+    profile: Profile = field(default_factory=lambda: PROFILES["Exchange2016"])  # the server's version
     mailboxes: set[str] = field(default_factory=set)  # mailboxes touched (for the operation log)
     items: int = 0  # items returned (for the operation log)
     response_codes: list[str] = field(default_factory=list)
@@ -149,7 +151,14 @@ def _int(el: etree._Element | None, default: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # Folder rendering
 
-def _write_folder(parent: etree._Element, folder: Folder) -> None:
+# Folder types whose schema type has UnreadCount: t:Folder (FolderType) and t:TasksFolder (extends
+# FolderType); CalendarFolderType and ContactsFolderType extend BaseFolderType, which has none.
+_HAS_UNREAD = frozenset({"Folder", "TasksFolder", "SearchFolder"})
+
+
+def _write_folder(parent: etree._Element, folder: Folder, prof: Profile | None = None) -> None:
+    """A folder in the order of BaseFolderType's sequence. DistinguishedFolderId (a 2016 addition)
+    only for Exchange 2016 and later; UnreadCount only where the folder's type has it."""
     el = sub(parent, folder.tag)
     sub(el, "FolderId", Id=folder.folder_id, ChangeKey=folder.change_key)
     if folder.parent is not None:
@@ -159,9 +168,10 @@ def _write_folder(parent: etree._Element, folder: Folder) -> None:
     sub(el, "DisplayName", folder.name)
     sub(el, "TotalCount", str(len(folder.items)))
     sub(el, "ChildFolderCount", str(len(folder.children)))
-    if folder.distinguished:
+    if folder.distinguished and (prof is None or prof.rank >= 2):
         sub(el, "DistinguishedFolderId", folder.distinguished)
-    sub(el, "UnreadCount", str(folder.unread))
+    if folder.tag in _HAS_UNREAD:
+        sub(el, "UnreadCount", str(folder.unread))
 
 
 def get_folder(ctx: Context) -> etree._Element:
@@ -175,7 +185,7 @@ def get_folder(ctx: Context) -> etree._Element:
             ctx.response_codes.append(exc.code)
             continue
         msg = success_message(msgs, "GetFolder")
-        _write_folder(etree.SubElement(msg, m("Folders")), folder)
+        _write_folder(etree.SubElement(msg, m("Folders")), folder, ctx.profile)
     return resp
 
 
@@ -212,7 +222,7 @@ def find_folder(ctx: Context) -> etree._Element:
             folders = list(parent.mailbox.walk(parent)) if deep else list(parent.children)
         page, container = _indexed_page(msgs, "FindFolder", "Folders", folders, offset, limit, from_end)
         for f in page:
-            _write_folder(container, f)
+            _write_folder(container, f, ctx.profile)
     return resp
 
 
@@ -248,7 +258,7 @@ def sync_folder_hierarchy(ctx: Context) -> etree._Element:
     etree.SubElement(msg, m("IncludesLastFolderInRange")).text = "true"
     changes = etree.SubElement(msg, m("Changes"))
     for f in new:
-        _write_folder(sub(changes, "Create"), f)
+        _write_folder(sub(changes, "Create"), f, ctx.profile)
     return resp
 
 
@@ -272,34 +282,31 @@ def _write_mailbox(parent: etree._Element, addr: mimeinfo.Address) -> None:
 
 
 def attachment_id(item: Item, index: int) -> str:
-    return base64.b64encode(f"A:{item.folder.mailbox.index}:{item.num}:{item.version}:{index}".encode()).decode()
+    return idfmt.attachment_id(item.folder.mailbox.index, item.num, item.version, index)
 
 
-def write_item(parent: etree._Element, item: Item, base: str, uris: set[str]) -> None:
-    """Write t:Message with the requested properties. Expensive ones (MIME, bodies,
-    attachments, headers) are only computed when asked for."""
+def write_item(parent: etree._Element, item: Item, base: str, uris: set[str], prof: Profile | None = None) -> None:
+    """Write t:Message with the requested properties, in the order of the schema's ItemType and
+    MessageType sequences. Expensive ones (MIME, bodies, attachments, headers) are only computed
+    when asked for. Properties the profile's version does not have (TextBody before 2013) are left out."""
     if base == "AllProperties":
         uris = uris | ALL_FIELDS
     elif base == "Default":
         uris = uris | DEFAULT_FIELDS
     el = sub(parent, "Message")
-    sub(el, "ItemId", Id=item.item_id, ChangeKey=item.change_key)
-    if not uris:
-        return
-    meta = item.meta
     u = uris.__contains__
     if u("item:MimeContent"):
         sub_base64(el, "MimeContent", item.raw, CharacterSet="UTF-8")
+    sub(el, "ItemId", Id=item.item_id, ChangeKey=item.change_key)
+    if len(uris) <= 1 and (not uris or u("item:MimeContent")):
+        return
+    meta = item.meta
     if u("item:ParentFolderId"):
         sub(el, "ParentFolderId", Id=item.folder.folder_id, ChangeKey=item.folder.change_key)
     if u("item:ItemClass"):
         sub(el, "ItemClass", "IPM.Note")
     if u("item:Subject"):
         sub(el, "Subject", meta.subject)
-    if u("item:DateTimeReceived"):
-        sub(el, "DateTimeReceived", mimeinfo.fmt_dt(item.received))
-    if u("item:Size"):
-        sub(el, "Size", str(meta.size if meta.size is not None else len(item.raw)))
     need_body = u("item:Body") or u("item:TextBody") or u("item:Attachments") or u("item:UniqueBody")
     info = mimeinfo.body_info(item.raw) if need_body else None
     if info is not None and u("item:Body"):
@@ -319,13 +326,12 @@ def write_item(parent: etree._Element, item: Item, base: str, uris: set[str]) ->
             sub(a, "Size", str(att.size))
             sub(a, "LastModifiedTime", mimeinfo.fmt_dt(item.received))
             sub(a, "IsInline", "true" if att.is_inline else "false")
-    if u("item:DateTimeSent"):
-        sub(el, "DateTimeSent", mimeinfo.fmt_dt(meta.sent or item.received))
-    if u("item:DateTimeCreated"):
-        sub(el, "DateTimeCreated", mimeinfo.fmt_dt(item.received))
-    if u("item:HasAttachments"):
-        has = bool(info.attachments) if info is not None else meta.has_attachments
-        sub(el, "HasAttachments", "true" if has else "false")
+    if u("item:DateTimeReceived"):
+        sub(el, "DateTimeReceived", mimeinfo.fmt_dt(item.received))
+    if u("item:Size"):
+        sub(el, "Size", str(meta.size if meta.size is not None else len(item.raw)))
+    if u("item:InReplyTo") and meta.in_reply_to:
+        sub(el, "InReplyTo", mimeinfo.xml_safe(meta.in_reply_to.strip()))
     if u("item:InternetMessageHeaders"):
         hdrs = sub(el, "InternetMessageHeaders")
         try:
@@ -334,17 +340,27 @@ def write_item(parent: etree._Element, item: Item, base: str, uris: set[str]) ->
             pairs = []
         for name, value in pairs:
             sub(hdrs, "InternetMessageHeader", mimeinfo.xml_safe(str(value)), HeaderName=mimeinfo.xml_safe(name))
-    if u("item:LastModifiedTime"):
-        sub(el, "LastModifiedTime", mimeinfo.fmt_dt(item.received))
-    if info is not None and u("item:TextBody"):
-        text = info.text if info.text is not None else mimeinfo.html_to_text(info.html or "")
-        sub(el, "TextBody", text, BodyType="Text")
-    if u("item:DisplayTo"):
-        sub(el, "DisplayTo", "; ".join(a.name for a in meta.to))
+    if u("item:DateTimeSent"):
+        sub(el, "DateTimeSent", mimeinfo.fmt_dt(meta.sent or item.received))
+    if u("item:DateTimeCreated"):
+        sub(el, "DateTimeCreated", mimeinfo.fmt_dt(item.received))
     if u("item:DisplayCc"):
         sub(el, "DisplayCc", "; ".join(a.name for a in meta.cc))
+    if u("item:DisplayTo"):
+        sub(el, "DisplayTo", "; ".join(a.name for a in meta.to))
+    if u("item:HasAttachments"):
+        has = bool(info.attachments) if info is not None else meta.has_attachments
+        sub(el, "HasAttachments", "true" if has else "false")
+    if u("item:LastModifiedTime"):
+        sub(el, "LastModifiedTime", mimeinfo.fmt_dt(item.received))
     if u("item:ConversationId"):
         sub(el, "ConversationId", Id=mimeinfo.conversation_id(meta.message_id, meta.references, meta.in_reply_to, meta.subject))
+    if info is not None and u("item:TextBody") and (prof is None or prof.rank >= 1):
+        text = info.text if info.text is not None else mimeinfo.html_to_text(info.html or "")
+        sub(el, "TextBody", text, BodyType="Text")
+    # MessageType's own sequence
+    if u("message:Sender") and meta.sender:
+        _write_mailbox(sub(el, "Sender"), meta.sender[0])
     for uri, tag, addrs in (("message:ToRecipients", "ToRecipients", meta.to),
                             ("message:CcRecipients", "CcRecipients", meta.cc),
                             ("message:BccRecipients", "BccRecipients", meta.bcc)):
@@ -354,16 +370,12 @@ def write_item(parent: etree._Element, item: Item, base: str, uris: set[str]) ->
                 _write_mailbox(box, a)
     if u("message:ConversationTopic"):
         sub(el, "ConversationTopic", meta.subject)
-    if u("message:Sender") and meta.sender:
-        _write_mailbox(sub(el, "Sender"), meta.sender[0])
     if u("message:From") and meta.from_:
         _write_mailbox(sub(el, "From"), meta.from_[0])
     if u("message:InternetMessageId") and meta.message_id:
         sub(el, "InternetMessageId", meta.message_id)
     if u("message:IsRead"):
         sub(el, "IsRead", "true" if item.is_read else "false")
-    if u("message:InReplyTo") and meta.in_reply_to:
-        sub(el, "InReplyTo", mimeinfo.xml_safe(meta.in_reply_to.strip()))
     if u("message:References") and meta.references:
         sub(el, "References", mimeinfo.xml_safe(" ".join(meta.references.split())))
 
@@ -396,7 +408,7 @@ def get_item(ctx: Context) -> etree._Element:
             ctx.response_codes.append(exc.code)
             continue
         msg = success_message(msgs, "GetItem")
-        write_item(etree.SubElement(msg, m("Items")), item, base, uris)
+        write_item(etree.SubElement(msg, m("Items")), item, base, uris, ctx.profile)
         ctx.items += 1
     return resp
 
@@ -410,33 +422,51 @@ def sync_folder_items(ctx: Context) -> etree._Element:
         if fid is None or not len(fid):
             raise ResponseError("ErrorInvalidRequest", "SyncFolderId is required.")
         folder = _resolve_folder(ctx, fid[0])
-        limit = _int(body.find(m("MaxChangesReturned")), 100)
-        if not 1 <= limit <= 512:
-            raise ResponseError("ErrorInvalidArgument", "MaxChangesReturned must be between 1 and 512.")
+        # MaxChangesReturned is required and 1..512 (t:MaxSyncChangesReturnedType): the schema
+        # validation rejects anything else before the operation runs, as Exchange does.
+        limit = _int(body.find(m("MaxChangesReturned")), 512)
         state_el = body.find(m("SyncState"))
-        ignore = {el.get("Id") for el in (body.find(m("Ignore")) if body.find(m("Ignore")) is not None else [])}
+        ignore_el = body.find(m("Ignore"))
+        ignore = {el.get("Id") for el in (ignore_el if ignore_el is not None else [])}
         with ctx.store.lock:
-            since = 0
-            if state_el is not None and state_el.text and state_el.text.strip():
+            since, cursor = folder.mailbox.seq, None
+            initial = state_el is None or not (state_el.text or "").strip()
+            if not initial:
                 try:
-                    since = folder.parse_sync_state(state_el.text)
+                    since, cursor = folder.parse_any_sync_state(state_el.text or "")
                 except StoreError as exc:
                     raise ResponseError(exc.code, exc.text) from exc
-            changes, new_seq, last = folder.changes_since(since, limit)
+                initial = cursor is not None
+            entries: list[tuple[str, Item | int, bool]] = []
+            if initial:
+                # The first sync lists the folder's contents newest first (DateTimeReceived
+                # descending), as Exchange 2010 SP2 and later do; what changes meanwhile follows
+                # as ordinary changes since the snapshot.
+                page, cursor = folder.initial_page(since, cursor, limit)
+                entries = [("create", it, it.is_read) for it in page]
+                if cursor is not None:
+                    new_state, last = folder.initial_sync_state(since, cursor), False
+                else:
+                    more, new_seq, last = folder.changes_since(since, limit - len(entries))
+                    entries += more
+                    new_state = folder.sync_state(new_seq)
+            else:
+                entries, new_seq, last = folder.changes_since(since, limit)
+                new_state = folder.sync_state(new_seq)
             msg = success_message(msgs, "SyncFolderItems")
-            etree.SubElement(msg, m("SyncState")).text = folder.sync_state(new_seq)
+            etree.SubElement(msg, m("SyncState")).text = new_state
             etree.SubElement(msg, m("IncludesLastItemInRange")).text = "true" if last else "false"
             container = etree.SubElement(msg, m("Changes"))
-            for kind, obj, is_read in changes:
+            for kind, obj, is_read in entries:
                 if kind in ("create", "update"):
                     assert isinstance(obj, Item)
                     if obj.item_id in ignore:
                         continue
-                    write_item(sub(container, "Create" if kind == "create" else "Update"), obj, base, uris)
+                    write_item(sub(container, "Create" if kind == "create" else "Update"), obj, base, uris, ctx.profile)
                 elif kind == "delete":
                     assert isinstance(obj, int)
                     d = sub(container, "Delete")
-                    sub(d, "ItemId", Id=base64.b64encode(f"I:{folder.mailbox.index}:{obj}".encode()).decode())
+                    sub(d, "ItemId", Id=idfmt.item_id(folder.mailbox.index, obj))
                 else:
                     assert isinstance(obj, Item)
                     r = sub(container, "ReadFlagChange")
@@ -571,7 +601,7 @@ def find_item(ctx: Context) -> etree._Element:
                     items = list(reversed(items))  # Exchange lists newest first by default
                 page, container = _indexed_page(msgs, "FindItem", "Items", items, offset, limit, from_end)
                 for it in page:
-                    write_item(container, it, base, uris)
+                    write_item(container, it, base, uris, ctx.profile)
                 ctx.items += len(page)
         except ResponseError as exc:
             error_message(msgs, "FindItem", exc.code, exc.text)
@@ -581,6 +611,9 @@ def find_item(ctx: Context) -> etree._Element:
 
 # ---------------------------------------------------------------------------------------------
 # Other operations
+
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
 
 def convert_id(ctx: Context) -> etree._Element:
     """Only identity conversions of ids this server issued; anything else is malformed (as the
@@ -592,7 +625,10 @@ def convert_id(ctx: Context) -> etree._Element:
         known = ctx.store.mailbox_index_of_id(el.get("Id") or "") is not None
         if known and el.get("Format") == dest:
             msg = success_message(msgs, "ConvertId")
-            sub(etree.SubElement(msg, m("AlternateId")), "AlternateId", Id=el.get("Id"), Format=dest, Mailbox=el.get("Mailbox", ""))
+            # m:AlternateId is of the abstract t:AlternateIdBaseType: Exchange sends it with
+            # xsi:type="t:AlternateIdType" and Format/Id/Mailbox as attributes.
+            etree.SubElement(msg, m("AlternateId"), {XSI_TYPE: "t:AlternateIdType", "Format": dest or "EwsId",
+                                                     "Id": el.get("Id") or "", "Mailbox": el.get("Mailbox", "")})
         else:
             error_message(msgs, "ConvertId", "ErrorInvalidIdMalformed", "Id is malformed.")
     return resp
@@ -625,14 +661,15 @@ def get_attachment(ctx: Context) -> etree._Element:
     for el in (ids if ids is not None else []):
         try:
             try:
-                tag, mbx_i, num, version, idx = base64.b64decode(el.get("Id") or "", validate=True).decode().split(":")
-                if tag != "A":
-                    raise ValueError
+                kind, mbx_i, num, extra = idfmt.decode(el.get("Id") or "")
+                if kind != "attachment" or extra is None:
+                    raise ValueError(kind)
+                version, idx = extra
             except ValueError as exc:
                 raise ResponseError("ErrorInvalidIdMalformed", "Id is malformed.") from exc
-            mbx = ctx.mailbox_by_index(int(mbx_i))
-            item = mbx.items.get(int(num))
-            if item is None or item.version != int(version):
+            mbx = ctx.mailbox_by_index(mbx_i)
+            item = mbx.items.get(num)
+            if item is None or item.version != version:
                 raise ResponseError("ErrorItemNotFound", "The specified object was not found in the store.")
             atts = mimeinfo.body_info(item.raw).attachments
             if int(idx) >= len(atts):
@@ -676,7 +713,7 @@ def move_item(ctx: Context) -> etree._Element:
             error_message(msgs, "MoveItem", exc.code, exc.text)
             continue
         msg = success_message(msgs, "MoveItem")
-        write_item(etree.SubElement(msg, m("Items")), new, "IdOnly", set())
+        write_item(etree.SubElement(msg, m("Items")), new, "IdOnly", set(), ctx.profile)
         ctx.items += 1
     return resp
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import admin, soap
+from . import admin, schema, soap
+from .common import audit
 from .common.admin import serve_admin
 from .common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
 from .common.server import now_iso as _now
@@ -54,12 +55,16 @@ class ServerConfig:
     grants: list[str] = field(default_factory=list)  # USER=ADDRESS
     seed: int = 4711
     admin_token: str | None = None
+    exchange_version: str = schema.DEFAULT_PROFILE  # Exchange2010_SP2 | Exchange2013 | Exchange2016 | Exchange2019 | Online
 
 
 class ServerState(RequestLog):
     def __init__(self, config: ServerConfig) -> None:
         super().__init__()
         self.config = config
+        self.profile = schema.profile(config.exchange_version)
+        self.server_version = self.profile.server_version_info()
+        self.schema = schema.compiled(self.profile.name)  # compiled once, at start
         self.store = MailStore()
         self.accounts = AccountRegistry()
         self.faults = FaultPlan()
@@ -220,9 +225,11 @@ class EwsHandler(BaseHandler):
                                  "write": op in WRITE_OPERATIONS, "anchor": self.headers.get("X-AnchorMailbox")}
         if parse_fault is not None or request is None:
             assert parse_fault is not None
-            entry.update(status=500, response_code=parse_fault.code)
-            state.record(entry)
-            self._respond(500, soap.fault(parse_fault.code, parse_fault.text), "text/xml; charset=utf-8")
+            self._fault(entry, parse_fault, op)
+            return
+        rejected = self._check_request(request)
+        if rejected is not None:
+            self._fault(entry, rejected, op)
             return
         if request.impersonate is not None:
             entry["impersonate"] = request.impersonate
@@ -250,23 +257,30 @@ class EwsHandler(BaseHandler):
                             "You have exceeded the maximum number of concurrent connections for your account.")
                     entry.update(status=500, response_code=code)
                     state.record(entry)
-                    body = soap.fault(code, text, rule.back_off_ms if rule.kind == "server_busy" else None)
+                    body = soap.fault(code, text, rule.back_off_ms if rule.kind == "server_busy" else None,
+                                      state.server_version)
+                    self._audit_response(op, body)
                     self._respond(500, body, "text/xml; charset=utf-8")
                     return
             ctx = Context(store=state.store, principal=state.accounts.principal(acc, lambda a: state.store.get_mailbox(a) is not None),
-                          request=request, anchor=self.headers.get("X-AnchorMailbox"))
+                          request=request, anchor=self.headers.get("X-AnchorMailbox"), profile=state.profile)
             try:
                 ctx.check_impersonation()
-                body = soap.envelope(dispatch(ctx))
+                env = soap.build_envelope(dispatch(ctx), state.server_version)
+                if audit.enabled():
+                    self._audit_tree(op, env)
+                body = soap.serialize(env)
                 status = 200
                 entry["response_code"] = ctx.response_codes[0] if ctx.response_codes else "NoError"
             except soap.SoapFault as exc:
-                body = soap.fault(exc.code, exc.text, exc.back_off_ms)
+                body = soap.fault(exc.code, exc.text, exc.back_off_ms, state.server_version, exc.message, exc.violation)
+                self._audit_response(op, body)
                 status = 500
                 entry["response_code"] = exc.code
             except Exception as exc:  # noqa: BLE001 - a server bug must surface as a clear error
                 log.exception("%s failed", op)
-                body = soap.fault("ErrorInternalServerError", f"EWS test server error in {op}: {type(exc).__name__}: {exc}")
+                body = soap.fault("ErrorInternalServerError", f"EWS test server error in {op}: {type(exc).__name__}: {exc}",
+                                  server_version=state.server_version)
                 status = 500
                 entry["response_code"] = "ErrorInternalServerError"
             entry["mailbox"] = sorted(ctx.mailboxes)[0] if ctx.mailboxes else request.impersonate
@@ -278,6 +292,58 @@ class EwsHandler(BaseHandler):
             self._respond(status, body, "text/xml; charset=utf-8")
         finally:
             state.leave()
+
+
+    # -- what Exchange checks before any operation runs ----------------------------------------
+    def _check_request(self, request: soap.Request) -> soap.SoapFault | None:
+        """RequestServerVersion the server's version does not accept -> ErrorInvalidServerVersion;
+        a Header child or the Body's child that fails the profile's schema -> ErrorSchemaValidation
+        (for the whole request, with the first violation's line and position, as Exchange answers)."""
+        state = self.state
+        version = request.requested_version
+        if version is not None and version not in state.schema.accepted_versions:
+            return soap.SoapFault("ErrorInvalidServerVersion", "The specified server version is invalid.")
+        elements = [c for c in (request.header if request.header is not None else []) if isinstance(c.tag, str)
+                    and c.tag.startswith(f"{{{soap.T}}}")]
+        elements.append(request.body)
+        for el in elements:
+            violations = schema.validate(el, state.profile.name, request.raw)
+            if violations:
+                first = violations[0]
+                for v in violations:
+                    audit.record(server="ews", profile=state.profile.name, direction="request",
+                                 operation=request.operation, error=str(v))
+                return soap.SoapFault("ErrorSchemaValidation", schema.schema_failure_text(first),
+                                      message="The request failed schema validation.",
+                                      violation=(first.line, first.position, first.message))
+        return None
+
+    def _fault(self, entry: dict[str, Any], fault: soap.SoapFault, op: str) -> None:
+        entry.update(status=500, response_code=fault.code)
+        self.state.record(entry)
+        if fault.code == "ErrorSchemaValidation" and fault.violation is not None and op == "?":
+            audit.record(server="ews", profile=self.state.profile.name, direction="request", operation=op,
+                         error=fault.text)
+        body = soap.fault(fault.code, fault.text, fault.back_off_ms, self.state.server_version, fault.message,
+                          fault.violation)
+        self._audit_response(op, body)
+        self._respond(500, body, "text/xml; charset=utf-8")
+
+    # -- protocol audit of what the server sends ------------------------------------------------
+    def _audit_tree(self, op: str, env: Any) -> None:
+        problems: list[str] = []
+        for el in (env[0][0], env[1][0]):  # Header/ServerVersionInfo, the Body's child
+            problems += schema.validate_request(el, self.state.profile.name)
+        self._record_response(op, problems, None)
+
+    def _audit_response(self, op: str, body: bytes) -> None:
+        if audit.enabled():
+            self._record_response(op, schema.validate_response_envelope(body, self.state.profile.name), body)
+
+    def _record_response(self, op: str, problems: list[str], body: bytes | None) -> None:
+        for problem in problems:
+            audit.record(server="ews", profile=self.state.profile.name, direction="response", operation=op,
+                         error=problem, excerpt=body.decode("utf-8", "replace") if body is not None else None)
 
 
 class EwsServer(BackgroundServer):
@@ -323,4 +389,5 @@ class EwsServer(BackgroundServer):
     def info(self) -> dict[str, Any]:
         return {"url": self.url, "admin_url": self.base_url + "/admin", "ca_file": self.ca_file,
                 "admin_token": self.state.admin_token, "token_url": self.base_url + "/common/oauth2/v2.0/token",
-                "auth": list(self.config.auth), "mailboxes": self.loaded}
+                "auth": list(self.config.auth), "mailboxes": self.loaded,
+                "exchange_version": self.state.profile.name, "server_version": self.state.server_version}

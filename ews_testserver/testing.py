@@ -149,6 +149,7 @@ def server_args(
     grants: Sequence[str] = (), tls: bool = False, auth: str | None = None, ciphers: str | None = None,
     min_tls: str | None = None, max_tls: str | None = None, cert_type: str | None = None,
     seed: int | None = None, verbose: bool = False, extra_args: Sequence[str] = (),
+    exchange_version: str | None = None,
 ) -> list[str]:
     args = ["ews-server"]
     for a in accounts:
@@ -160,7 +161,7 @@ def server_args(
     if tls:
         args.append("--tls")
     for opt, value in (("--auth", auth), ("--ciphers", ciphers), ("--min-tls", min_tls), ("--max-tls", max_tls),
-                       ("--cert-type", cert_type), ("--seed", seed)):
+                       ("--cert-type", cert_type), ("--seed", seed), ("--exchange-version", exchange_version)):
         if value is not None:
             args += [opt, str(value)]
     if verbose:
@@ -197,8 +198,8 @@ def launch_cli_server(args: Sequence[str], startup_timeout: float = 120) -> tupl
 
 @contextlib.contextmanager
 def running_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[RunningServer]:
-    """Start ``exchange-sync ews-server`` with the given options (see ``server_args``), yield a
-    ``RunningServer``, and stop it with SIGTERM on exit."""
+    """Start ``exchange-sync ews-server`` with the given options (see ``server_args``; e.g.
+    ``exchange_version="Exchange2010_SP2"``), yield a ``RunningServer``, and stop it with SIGTERM on exit."""
     proc, info = launch_cli_server(server_args(**kwargs), startup_timeout)
     srv = RunningServer(url=info["url"], admin_url=info["admin_url"], ca_file=info.get("ca_file"),
                         admin_token=info["admin_token"], info=info, process=proc)
@@ -263,8 +264,11 @@ def exchangelib_account(
 
     kwargs: dict[str, Any] = {"service_endpoint": srv.url, "credentials": Credentials(username, password),
                               "auth_type": {"basic": BASIC, "ntlm": NTLM}.get(auth, auth)}
-    if version:
-        kwargs["version"] = Version(Build(15, 1, 2507, 6))
+    if version:  # the build the server reports (its --exchange-version profile)
+        sv = srv.info.get("server_version") or {"MajorVersion": 15, "MinorVersion": 1, "MajorBuildNumber": 2507,
+                                                 "MinorBuildNumber": 6}
+        kwargs["version"] = Version(Build(int(sv["MajorVersion"]), int(sv["MinorVersion"]),
+                                          int(sv["MajorBuildNumber"]), int(sv["MinorBuildNumber"])))
     if retry_policy is not None:
         kwargs["retry_policy"] = retry_policy
     if max_connections is not None:

@@ -26,6 +26,10 @@ def ews_server(
     grant: List[str] = typer.Option([], "--grant", help="USER=ADDRESS: delegate access (repeatable)."),
     seed: int = typer.Option(4711, help="Seed for generate:N."),
     admin_token: Optional[str] = typer.Option(None, "--admin-token", help="Fixed admin bearer token (default: random)."),
+    exchange_version: str = typer.Option(
+        "Exchange2016", "--exchange-version",
+        help="Exchange version to behave as: Exchange2010_SP2, Exchange2013, Exchange2016, Exchange2019, Online "
+             "(its ServerVersionInfo, accepted RequestServerVersion values and schema)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log requests to stderr."),
 ) -> None:
     """Serve EWS (SOAP) for exchangelib over mailboxes loaded from .eml folders, mbox files or generated mail.
@@ -43,6 +47,11 @@ def ews_server(
         typer.echo(f"invalid options: auth={bad or 'ok'} cert-type={cert_type} cert/key must be given together",
                    err=True)
         raise typer.Exit(2)
+    from ews_testserver.schema import PROFILES
+
+    if exchange_version not in PROFILES:
+        typer.echo(f"invalid --exchange-version {exchange_version!r}; one of {', '.join(PROFILES)}", err=True)
+        raise typer.Exit(2)
     for v in (min_tls, max_tls):
         if v is not None and v not in ("1.0", "1.1", "1.2", "1.3"):
             typer.echo(f"invalid TLS version {v!r}", err=True)
@@ -52,7 +61,7 @@ def ews_server(
         max_tls=max_tls, cert_type=cert_type, auth=schemes or ("ntlm", "basic"),
         accounts=list(account) or ["user@example.com:secret"],
         mailboxes=list(mailbox) or ["user@example.com=generate:100"], grants=list(grant), seed=seed,
-        admin_token=admin_token,
+        admin_token=admin_token, exchange_version=exchange_version,
     )
     try:
         server = EwsServer(config)

@@ -145,24 +145,31 @@ def test_generated_sizes_are_realistic():
 def test_base64_values_are_spliced_into_the_envelope_exactly():
     import base64 as b64
     import os
+    import re
 
     from lxml import etree
 
-    from ews_testserver import soap
+    from ews_testserver import schema, soap
 
     blobs = [os.urandom(n) for n in (0, 1, 70_000)]
+    forged = "RAW0" + "0" * 16 + "0" * 12  # the token shape, another nonce: stays text
     resp, msgs = soap.response_root("GetItem")
     msg = soap.success_message(msgs, "GetItem")
     items = etree.SubElement(msg, soap.m("Items"))
     for blob in blobs:
         el = soap.sub(items, "Message")
         soap.sub_base64(el, "MimeContent", blob, CharacterSet="UTF-8")
-        soap.sub(el, "Subject", "@@raw-0000000000000000-0@@ is only text")  # a forged token stays text
+        soap.sub(el, "ItemId", Id="AAMkAG", ChangeKey="CQAAAB")
+        soap.sub(el, "Subject", f"{forged} is only text")
+    # Before the splice, the placeholders are themselves valid base64Binary: the tree validates.
+    placeholders = [e.text for e in resp.iter(soap.t("MimeContent"))]
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", p) and len(p) % 4 == 0 for p in placeholders)
+    assert schema.validate_request(resp, "Exchange2016") == []
     doc = etree.fromstring(soap.envelope(resp))
     mime = doc.findall(".//" + soap.t("MimeContent"))
     assert [b64.b64decode(e.text or "") for e in mime] == blobs
     assert all(e.get("CharacterSet") == "UTF-8" for e in mime)
-    assert [e.text for e in doc.findall(".//" + soap.t("Subject"))] == ["@@raw-0000000000000000-0@@ is only text"] * 3
+    assert [e.text for e in doc.findall(".//" + soap.t("Subject"))] == [f"{forged} is only text"] * 3
     # Nothing is carried over to the thread's next response.
     again, _ = soap.response_root("GetItem")
-    assert b"@@raw-" not in soap.envelope(again)
+    assert b"RAW0" not in soap.envelope(again)
