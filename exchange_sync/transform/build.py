@@ -30,7 +30,7 @@ from .html_text import html_to_text
 from .language import detect_language
 from .meta import ExchangeMeta, Rejection
 from .mime import BodyPiece, ParsedMail, parse_mail, walk_body
-from .quotes import forwarded_content, split_quote
+from .quotes import first_marker_line, forwarded_content, split_quote
 from .signature import SignatureSplit, split_signature, strip_trailing_delimiter
 from .text import normalise_body, single_line
 
@@ -72,6 +72,9 @@ _SIGNATURE_ONLY_RE = re.compile(r"^\s*$")
 MAX_HTML_CHARS = 1_000_000
 MAX_CLEAN_CHARS = 4 * MAX_TEXT_CHARS
 MAX_BODY_PIECES = 64  # displayable parts joined into one body (the rest are counted as truncated)
+# Set when the safety net kept text the quote/signature cuts would have removed entirely.
+CLEANING_PROPERTY = "string:Cleaning"
+CLEANING_FALLBACK = "fallback"
 
 
 @dataclass
@@ -82,6 +85,7 @@ class _Body:
     source: str  # plain | html | calendar | forwarded | none
     quote_kind: str | None
     capped: bool = False  # a size cap cut the input of the cleaning rules (MAX_HTML_CHARS, MAX_CLEAN_CHARS)
+    fallback: bool = False  # the cuts would have left nothing: the safety net kept the author's text
 
 
 def _plain_is_stub(plain: str | None) -> bool:
@@ -146,7 +150,8 @@ def _body(
     split = split_quote(text)
     new_text = normalise_body(split.new)
     quoted = normalise_body("\n\n".join(part for part in (split.quoted, structural_quoted) if part))
-    quote_kind = split.kind or ("html" if structural else None)
+    # Only a cut that removed something is reported.
+    quote_kind = (split.kind if split.quoted.strip() else None) or ("html" if structural else None)
 
     if marked_signatures:
         new_text = strip_trailing_delimiter(new_text)
@@ -171,10 +176,37 @@ def _body(
         inner_body = _body(inner, "", None, depth + 1)
         if inner_body.text:
             return _Body(inner_body.text, quoted, signature, "forwarded", quote_kind, capped or inner_body.capped)
+    # Safety net: cleaning never turns author text into an empty body (docs/transform.md).
+    if not body_text and not automated:
+        kept = _fallback_text(text, new_text, signature)
+        if kept:
+            lost_cut = kept == text or not split.quoted.strip()
+            kind = None if lost_cut and not structural else ("html" if lost_cut else quote_kind)
+            return _Body(kept, quoted, "", source, kind, capped, fallback=True)
     if not body_text and not signature and parsed.calendar_text:
         calendar, calendar_capped = _cap(parsed.calendar_text, MAX_CLEAN_CHARS)
         return _Body(normalise_body(calendar or ""), quoted, "", "calendar", quote_kind, capped or calendar_capped)
     return _Body(body_text, quoted, signature, source, quote_kind, capped)
+
+
+def _fallback_text(text: str, new_text: str, signature: str) -> str:
+    """What the safety net keeps when the cuts left an empty body ("" when nothing should be kept).
+
+    Text that starts with a history marker or ``>`` quoting has no author text above it: nothing is
+    kept. Otherwise the text above the first line that is on its own a marker; failing that the whole
+    new text (the signature cut included), or the text as written.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return signature if signature else ""
+    lines = stripped.split("\n")
+    first = first_marker_line(stripped)
+    if first == 0:
+        return ""
+    above = normalise_body("\n".join(lines[:first])) if first is not None else ""
+    kept = above or new_text or stripped
+    # A message that is only a signature keeps it, without the "-- " markup line.
+    return re.sub(r"\A--[ \t]*\n", "", kept).strip() or kept
 
 
 def _starts_with_forward(quoted: str) -> bool:
@@ -326,6 +358,8 @@ def _build(raw: bytes, parsed: ParsedMail, meta: ExchangeMeta) -> Comment:
     properties["string:Body Source"] = body.source
     if body.quote_kind:
         properties["string:Quoted History"] = body.quote_kind
+    if body.fallback:
+        properties[CLEANING_PROPERTY] = CLEANING_FALLBACK
     properties["string:Timestamp Source"] = timestamp_source
     if parsed.too_deep or parsed.unreadable_parts:
         properties["number:Unreadable Parts"] = parsed.unreadable_parts + int(parsed.too_deep)

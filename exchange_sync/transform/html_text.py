@@ -61,6 +61,7 @@ _HEADER_START_RE = re.compile(
 
 QUOTE_MARK = "\ue000"  # private-use characters: never meaningful in mail, stripped from input
 SIGNATURE_MARK = "\ue001"
+BLOCKQUOTE_MARK = "\ue002"  # before a bare <blockquote>: a quote when an attribution stands above it
 
 
 @dataclass
@@ -223,13 +224,49 @@ def _config():
     return _CONFIG
 
 
+def _is_bare_blockquote(element: lxml.html.HtmlElement) -> bool:
+    """A ``<blockquote>`` no client marked (no ``type=cite``, no ``gmail_quote``), not inside another."""
+    if (element.get("type") or "").lower() == "cite" or "gmail_quote" in (element.get("class") or ""):
+        return False
+    parent = element.getparent()
+    while parent is not None:
+        if parent.tag == "blockquote":
+            return False
+        parent = parent.getparent()
+    return True
+
+
+def _cut_attributed_blockquote(text: str) -> tuple[str, str]:
+    """Split converted text at the first bare blockquote that an attribution introduces ("Ann wrote:" right
+    above it, in any language the text rules know): (new text, quoted text). Other blockquotes (indented
+    content, a quote the author discusses) stay, their markers removed."""
+    from .quotes import attribution_start
+
+    if BLOCKQUOTE_MARK not in text:
+        return text, ""
+    # The marker sits on a line of its own (its own block): drop that line, keep the mark on the next.
+    text = re.sub(f"(?m)^{BLOCKQUOTE_MARK}+\n(?=.)", BLOCKQUOTE_MARK, text)
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if BLOCKQUOTE_MARK not in line:
+            continue
+        above = index - 1
+        while above >= 0 and not lines[above].strip():
+            above -= 1
+        start = attribution_start(lines, above, quoted_next=True) if above >= 0 else None
+        if start is not None:
+            new = "\n".join(lines[:start]).replace(BLOCKQUOTE_MARK, "")
+            return new, "\n".join(lines[start:]).replace(BLOCKQUOTE_MARK, "")
+    return text.replace(BLOCKQUOTE_MARK, ""), ""
+
+
 def html_to_text(html: str) -> HtmlText:
     """Convert an HTML body; quote containers and marked signatures are found in the tree first.
 
     Cuts are made by placing private-use marker characters in the tree and splitting the one
     converted text at them, so the quoted part stays available (pure forwards need it).
     """
-    root = parse_html(html.replace(QUOTE_MARK, "").replace(SIGNATURE_MARK, ""))
+    root = parse_html(html.replace(QUOTE_MARK, "").replace(SIGNATURE_MARK, "").replace(BLOCKQUOTE_MARK, ""))
     if root is None:
         return HtmlText(text="", signature=None, quote_cut=False, quoted="")
     _clean(root)
@@ -238,14 +275,24 @@ def html_to_text(html: str) -> HtmlText:
         _mark_before(first, QUOTE_MARK)
     # Signature containers inside the quoted part belong to the quoted author: only look before it.
     signature = _signature(root, before=first)
+    bare = [element for element in root.iter("blockquote") if _is_bare_blockquote(element)]
+    for element in bare:
+        _mark_before(element, BLOCKQUOTE_MARK)
     body = root.find("body")
     text = to_text(body if body is not None else root)
     new, _, quoted = text.partition(QUOTE_MARK)
+    cut = False
+    if bare:
+        new, attributed = _cut_attributed_blockquote(new)
+        if attributed:
+            quoted = attributed + ("\n" + quoted if quoted else "")
+            cut = True
+        quoted = quoted.replace(BLOCKQUOTE_MARK, "")
     new, _, marked_signature = new.partition(SIGNATURE_MARK)
     signatures = [part.strip() for part in (marked_signature, signature or "") if part and part.strip()]
     return HtmlText(
         text=new,
         signature="\n".join(signatures) if signatures else None,
-        quote_cut=first is not None,
+        quote_cut=first is not None or cut,
         quoted=quoted.replace(SIGNATURE_MARK, ""),
     )

@@ -23,12 +23,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .signature import is_disclaimer, is_mobile_footer
+
 _SEPARATOR_WORDS = (
     r"original message|original-nachricht|ursprüngliche nachricht|urspr.ngliche nachricht|originalnachricht"
     r"|message d'origine|message original|mensaje original|mensagem original|mensagem original"
     r"|oorspronkelijk bericht|origineel bericht|messaggio originale|oprindelig meddelelse"
     r"|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|wiadomość oryginalna"
     r"|původní zpráva|eredeti üzenet|исходное сообщение|original"
+    r"|oprindelig besked|opprinnelig e-?post|ursprungligt mejl|alkuperäinen sähköposti|oryginalna wiadomość"
+    r"|pôvodná správa|izvorna poruka|originalna poruka|izvirno sporočilo|mesaj original|mesajul original"
+    r"|orijinal mesaj|özgün ileti|αρχικό μήνυμα|оригинальное сообщение|исходное письмо|вихідне повідомлення"
+    r"|оригінальне повідомлення|оригинално съобщение|originali žinutė|oriģinālā ziņa|algne kiri|tin nhắn gốc"
+    r"|missatge original|mensaxe orixinal|jatorrizko mezua|原始邮件|原始郵件|原邮件|元のメッセージ|원본 메시지"
+    r"|ההודעה המקורית|الرسالة الأصلية|ข้อความต้นฉบับ|pesan asli|mensaje original|reply message|original email"
 )
 _ORIGINAL_RE = re.compile(rf"^\s*[-_=*]{{2,}}\s*(?:{_SEPARATOR_WORDS})\s*[-_=*]{{2,}}\s*$", re.IGNORECASE)
 _FORWARD_WORDS = (
@@ -41,6 +49,12 @@ _FORWARD_WORDS = (
     r"|début du message transféré|inicio del mensaje reenviado|comienzo del mensaje reenviado"
     r"|início da mensagem reencaminhada|início da mensagem encaminhada|inizio messaggio inoltrato"
     r"|begin doorgestuurd bericht|forwarded by .{1,80}"
+    r"|videresendt besked|vidarebefordrat mejl|edelleenlähetetty viesti|przesłana wiadomość|továbbított üzenet"
+    r"|proslijeđena poruka|posredovano sporočilo|preposlaná správa|mesaj redirecționat|mesaj transmis"
+    r"|iletilen mesaj|yönlendirilen ileti|προωθημένο μήνυμα|пересылаемое сообщение|пересланное сообщение"
+    r"|переслане повідомлення|препратено съобщение|persiųstas laiškas|pārsūtīta ziņa|edastatud kiri"
+    r"|tin nhắn đã chuyển tiếp|missatge reenviat|mensaxe reenviada|转发的邮件|轉寄的郵件|転送されたメッセージ"
+    r"|전달된 메시지|הודעה שהועברה|رسالة محولة|pesan yang diteruskan"
 )
 _FORWARD_RE = re.compile(
     rf"^\s*(?:[-_=*>]{{2,}}\s*)?(?:{_FORWARD_WORDS})\s*:?\s*(?:[-_=*<]{{2,}})?\s*$", re.IGNORECASE
@@ -62,17 +76,57 @@ _OTHER_LINE_RE = re.compile(rf"^\s*[*>]?\s*\**\s*(?:{_OTHER_KEYS})\s*\**\s*:", r
 
 _WROTE = (
     r"wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|schreef|ha scritto|escreveu|escrevia"
-    r"|skrev|kirjoitti|napisał|napisała|napisal|napsal|napsala|írta|написал|написала|yazdı|έγραψε"
-    r"|kirjutas|rašė|rakstīja|scrise|wrote the following|heeft geschreven|hat geschrieben"
+    r"|skrev|kirjoitti|napisał|napisała|napisał\(a\)|napisal|napsal|napsala|napsal\(a\)|napísal|napísala|írta"
+    r"|написал|написала|написал\(а\)|написав|написала|написа|пише|пишет|yazdı|έγραψε|kirjutas|rašė|rakstīja"
+    r"|scrise|a scris|wrote the following|heeft geschreven|geschreven|hat geschrieben|pisze|pisał|ha escrit"
+    r"|va escriure|escribiu|escrigué|đã viết|viết|menulis|je napisao|je napisala|napisao|je napisal|kirjoitti"
+    r"|skrev følgende|skrev fölande|skrev följande|כתב|כתבה|كتب|เขียน|نوشت|idatzi zuen"
 )
-_ATTRIBUTION_RE = re.compile(rf"(?:^|\W)(?:{_WROTE})(?:\W[^:]{{0,160}})?\s*:\s*$", re.IGNORECASE)
-_ATTRIBUTION_START_RE = re.compile(
-    r"^\s*(?:on|am|le|el|op|il|em|den|w dniu|dne|dnia|på|pe|в|el día|il giorno|em \w|le \w|"
-    r"\d|\w+,|\"|'|<|\w+ \w+ <)",
+# Verbs of scripts without word spaces: no word boundary before them ("下午2:23写道：").
+_WROTE_CJK = r"写道|寫道|のメッセージ|は書きました|が書きました|님이 작성|작성"
+_COLON_END_RE = re.compile(r"[:：]\s*$")
+_ATTRIBUTION_RE = re.compile(
+    rf"(?:(?:^|\W)(?:{_WROTE})(?:\W[^:：]{{0,160}})?|(?:{_WROTE_CJK})[^:：]{{0,40}})\s*[:：]\s*$", re.IGNORECASE
+)
+# "On <date>, <name> <address> wrote" without its colon, and Android/Zoho's "---- <name> wrote ----".
+_WROTE_END_RE = re.compile(rf"(?:^|\W)(?:{_WROTE})\s*[:：]?\s*$|(?:{_WROTE_CJK})\s*[:：]?\s*$", re.IGNORECASE)
+_DASHES_RE = re.compile(r"^\s*[-=_~*]{2,}\s*(.*?)\s*[-=_~*]{2,}\s*$")
+# Gmail's verbless form in many languages: "<date> <name> <address>:" ("2014-03-20 8:48 GMT+01:00 Ann
+# <ann@x>:", "ср, 30 апр. 2025 г. в 15:19, Ann <ann@x>:", "2016年11月8日(火) 14:26 Ann <ann@x>:").
+_ADDRESS_COLON_END_RE = re.compile(
+    r"(?:<[^<>\s]+@[^<>\s]+>|\[mailto:[^\]\s]+\]|\([^()\s]+@[^()\s]+\)|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"[\"'»)\]]?\s*[:：]\s*$"
+)
+_DATE_TIME_RE = re.compile(r"\d{1,2}\s?[:.h]\s?\d{2}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+# Where an attribution starts: a preposition of its date ("On", "Am", "Le", "Den", "W dniu", "Vào" ...).
+_KEYWORD_START_RE = re.compile(
+    r"^\W{0,4}(?:on|am|le|el|op|il|em|den|dne|dňa|dnia|w dniu|på|pe|в|у|vào|lúc|ngày|el día|il giorno|"
+    r"le \w+|em \w+|στις|בתאריך|في|pada|在|于|於)(?:\s|$|\d)",
     re.IGNORECASE,
 )
+_WEEKDAY = (
+    r"mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    r"|mo|di|mi|do|fr|sa|so|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag"
+    r"|lun|mar|mer|jeu|ven|sam|dim|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche"
+    r"|mié|jue|vie|sáb|dom|lunes|martes|miércoles|jueves|viernes|sábado|domingo"
+    r"|seg|ter|qua|qui|sex|segunda|terça|quarta|quinta|sexta|gio|lunedì|martedì|mercoledì|giovedì|venerdì"
+    r"|ma|wo|vr|za|zo|maandag|dinsdag|woensdag|donderdag|vrijdag|zaterdag|zondag"
+    r"|пн|вт|ср|чт|пт|сб|вс|нд|pon|wt|śr|czw|pt|sob|niedz|po|út|st|čt|pá|ne|man|tir|ons|tor|fre|lør|søn|tis|fre|lör|sön"
+)
+# Weaker starts, taken only when no line of the window starts with a keyword: a date or time, a weekday,
+# a quoted name, an address, "Name <address>".
+_PLAIN_START_RE = re.compile(
+    rf"^\W{{0,4}}(?:\d|(?:{_WEEKDAY})(?:\.?,|\.?,?\s+\d)|\"|'|«|<|[^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){{0,3}} [<(\[][^<>()\[\]\s]+@)",
+    re.IGNORECASE,
+)
+_SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 _QUOTED_LINE_RE = re.compile(r"^\s*>")
+# ">>> Read the full story <<<" is content, not quoting.
+_ARROW_LINE_RE = re.compile(r"^\s*(>+)\s.*\S\s*?(<+)\s*$")
+# The tail of an address wrapped off an attribution ("... skrev Ann <ann@example.com\n>:") is no quote.
+_ADDRESS_TAIL_RE = re.compile(r"^\s*>\s*[:：]\s*$")
 _ATTRIBUTION_MAX_CHARS = 300
+_MAX_ATTRIBUTION_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -107,86 +161,264 @@ def _is_header_block(lines: list[str], index: int) -> bool:
     return False
 
 
-def _attribution_at(lines: list[str], index: int) -> bool:
-    """``On ... wrote:`` starting at ``index``, possibly wrapped over up to three lines."""
-    first = lines[index].strip()
-    if not first or len(first) > _ATTRIBUTION_MAX_CHARS or _QUOTED_LINE_RE.match(first):
+def is_quoted_line(line: str) -> bool:
+    """A ``>``-quoted line; ``>>> content <<<`` (arrows around content) is not quoting."""
+    if not _QUOTED_LINE_RE.match(line) or _ADDRESS_TAIL_RE.match(line):
         return False
-    joined = first
-    for extra in range(3):
-        if extra:
-            if index + extra >= len(lines) or not lines[index + extra].strip():
-                return False
-            joined = f"{joined} {lines[index + extra].strip()}"
-            if len(joined) > _ATTRIBUTION_MAX_CHARS:
-                return False
-        if joined.endswith(":") and _ATTRIBUTION_RE.search(joined):
-            # Short "Bob wrote:" lines and date/address-bearing ones both count; a sentence in the
-            # body ending with "wrote:" rarely starts like an attribution and carries no date or address.
-            return bool(
-                len(joined) <= 60
-                or "@" in joined
-                or re.search(r"\d", joined)
-                or _ATTRIBUTION_START_RE.match(joined)
-            )
-    return False
+    arrows = _ARROW_LINE_RE.match(line)
+    return not (arrows and (len(arrows.group(2)) >= 2 or len(arrows.group(2)) == len(arrows.group(1))))
 
 
-def _quote_start(lines: list[str]) -> tuple[int, str] | None:
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if _ORIGINAL_RE.match(stripped):
-            return index, "separator"
-        if _FORWARD_RE.match(stripped):
-            return index, "forward"
-        if _RULE_RE.match(stripped):
-            following = [l for l in lines[index + 1 : index + 4] if l.strip()]
-            if following and (_FROM_LINE_RE.match(following[0]) or _OTHER_LINE_RE.match(following[0])):
-                return index, "header"
-            continue
-        if (_FROM_LINE_RE.match(line) or _OTHER_LINE_RE.match(line)) and _is_header_block(lines, index):
-            return index, "header"
-        if stripped.endswith(":") or (index + 1 < len(lines)):
-            if _attribution_at(lines, index):
-                return index, "attribution"
+def _next_nonblank(lines: list[str], index: int) -> int | None:
+    for follower in range(index, min(len(lines), index + 40)):
+        if lines[follower].strip():
+            return follower
     return None
 
 
-def _angle_quotes(lines: list[str]) -> tuple[list[str], list[str]] | None:
-    """Remove ``>``-quoted lines: (kept lines, removed lines), or None when there are none."""
-    quoted = [i for i, line in enumerate(lines) if _QUOTED_LINE_RE.match(line)]
-    if not quoted:
+def _solid(joined: str) -> bool:
+    """An attribution that carries an address or a date/time: prose rarely does both things."""
+    return "@" in joined or bool(_DATE_TIME_RE.search(joined))
+
+
+def _is_attribution_text(joined: str, quoted_next: bool, *, keyword: bool) -> bool:
+    """Does ``joined`` (one attribution, its lines joined) read as one?
+
+    A verb attribution ("... wrote:") with an address or date, or any verb attribution directly above
+    ``>`` quoting ("Ann wrote:"); a verbless "<date> <name> <address>:" (Gmail in many languages); a
+    colon-less "On <date>, <name> <address> wrote" starting with its date preposition.
+    """
+    if len(joined) > _ATTRIBUTION_MAX_CHARS:
+        return False
+    if _COLON_END_RE.search(joined):
+        if _ATTRIBUTION_RE.search(joined):
+            # Prose ending in "... I wrote one of my own:" carries neither address nor date, and is not
+            # followed by quoting.
+            return _solid(joined) or (keyword and any(c.isdigit() for c in joined)) or quoted_next
+        if _ADDRESS_COLON_END_RE.search(joined) and _DATE_TIME_RE.search(joined):
+            return True
+        return False
+    return keyword and "@" in joined and bool(_WROTE_END_RE.search(joined)) and bool(_DATE_TIME_RE.search(joined))
+
+
+def _dashed_attribution(line: str) -> bool:
+    """``---- On <date> <name> wrote ----`` / ``------Ann wrote-----`` (Android, Zoho)."""
+    dashed = _DASHES_RE.match(line)
+    return bool(dashed and dashed.group(1) and len(dashed.group(1)) <= _ATTRIBUTION_MAX_CHARS
+                and _WROTE_END_RE.search(dashed.group(1)))
+
+
+def attribution_start(lines: list[str], end: int, *, quoted_next: bool = False) -> int | None:
+    """First line of an attribution that ends on line ``end`` (None if it is not one); ``quoted_next``
+    says quoting follows (an HTML blockquote) even when no ``>`` line does."""
+    return _attribution_ending(lines, end, quoted_next=quoted_next)
+
+
+def _attribution_ending(lines: list[str], end: int, *, quoted_next: bool = False) -> int | None:
+    """Start line of an attribution whose last line is ``end``, or None.
+
+    An attribution may be wrapped over up to three lines; the reply text may touch its first line with
+    no blank line between ("Thanks!\nOn Tue, ... wrote:"). The start is the latest line of the window
+    that begins like an attribution (a date preposition first, then a date, weekday, quoted name or
+    address); lines that end a sentence are never part of one.
+    """
+    last = lines[end].strip()
+    if not last or len(last) > _ATTRIBUTION_MAX_CHARS or is_quoted_line(last):
         return None
-    quoted_set = set(quoted)  # built once: a set per line made this quadratic (hostile-input test)
-    kept = [line for i, line in enumerate(lines) if i not in quoted_set]
-    removed = [lines[i] for i in quoted]
+    if _dashed_attribution(last):
+        return end
+    colon = bool(_COLON_END_RE.search(last))
+    if not colon and not _WROTE_END_RE.search(last[-40:]):
+        return None
+    if not quoted_next:
+        after = _next_nonblank(lines, end + 1)
+        quoted_next = after is not None and is_quoted_line(lines[after])
+    candidates: list[tuple[int, str, bool]] = []  # (start, joined, keyword start)
+    joined = last
+    for start in range(end, max(-1, end - _MAX_ATTRIBUTION_LINES), -1):
+        if start < end:
+            line = lines[start].strip()
+            if not line or is_quoted_line(line) or _SENTENCE_END_RE.search(line) or _COLON_END_RE.search(line):
+                break
+            joined = f"{line} {joined}"
+            if len(joined) > _ATTRIBUTION_MAX_CHARS:
+                break
+        if not colon and start < end:
+            break  # a colon-less attribution is one line
+        first = lines[start].strip()
+        candidates.append((start, joined, bool(_KEYWORD_START_RE.match(first))))
+    for start, text, keyword in candidates:  # latest keyword start first
+        if keyword and _is_attribution_text(text, quoted_next, keyword=True):
+            return start
+    for start, text, keyword in candidates:
+        if _PLAIN_START_RE.match(lines[start].strip()) and _is_attribution_text(text, quoted_next, keyword=False):
+            return start
+    # A one-line attribution that starts like nothing known ("Ann wrote:" above quoting).
+    if colon and _is_attribution_text(last, quoted_next, keyword=False) and (
+        len(last) <= 60 or _solid(last)
+    ):
+        return end
+    return None
+
+
+_SEPARATOR_LINE_RE = re.compile(r"^\s*[-=_*~#]{3,}(?:\s*[^-=_*~#\s].{0,60}?\s*[-=_*~#]{3,})?\s*$")
+_HEADER_LEAD_RE = re.compile(r"^\s*\**\s*[^\W\d_][\w .'-]{0,30}\s*\**\s*:\s*\S")
+
+
+def _extend_up(lines: list[str], index: int, *, keyed: bool) -> int:
+    """Widen a cut upwards: keyed lines glued to a header block ("Message du : 12/12/2016 13:20" above
+    "De : ..."), then a separator line above (a rule, ``==========``, ``-------- Oprindelig besked ----``)."""
+    start = index
+    if keyed:
+        while (start > 0 and index - start < 2 and _HEADER_LEAD_RE.match(lines[start - 1])
+               and (any(c.isdigit() for c in lines[start - 1]) or "@" in lines[start - 1])
+               and len(lines[start - 1]) <= 120):
+            start -= 1
+    above = start - 1
+    while above >= 0 and start - above <= 3 and not lines[above].strip():
+        above -= 1
+    if above >= 0 and start - above <= 3 and _SEPARATOR_LINE_RE.match(lines[above]):
+        return above
+    return start
+
+
+def _marker(lines: list[str], index: int) -> tuple[int, int, str] | None:
+    """The history marker that ends (or is) line ``index``: (first line, last line, kind), or None."""
+    line = lines[index]
+    stripped = line.strip()
+    if not stripped or is_quoted_line(stripped):
+        return None
+    if _ORIGINAL_RE.match(stripped):
+        return index, index, "separator"
+    if _FORWARD_RE.match(stripped):
+        return index, index, "forward"
+    if _RULE_RE.match(stripped):
+        following = [l for l in lines[index + 1 : index + 4] if l.strip()]
+        if following and (_FROM_LINE_RE.match(following[0]) or _OTHER_LINE_RE.match(following[0])):
+            return index, index, "header"
+        return None
+    if (_FROM_LINE_RE.match(line) or _OTHER_LINE_RE.match(line)) and _is_header_block(lines, index):
+        return _extend_up(lines, index, keyed=True), index, "header"
+    start = _attribution_ending(lines, index)
+    if start is not None:
+        return _extend_up(lines, start, keyed=False), index, "attribution"
+    return None
+
+
+def _unmarked_after_footer(lines: list[str], index: int) -> int | None:
+    """``Sent from my iPhone`` followed by the original message with no marker: where that message starts."""
+    if not is_mobile_footer(lines[index]):
+        return None
+    after = _next_nonblank(lines, index + 1)
+    if after is None or is_quoted_line(lines[after]):
+        return None
+    for line_index in range(after, min(len(lines), after + _MAX_ATTRIBUTION_LINES)):
+        found = _marker(lines, line_index)
+        if found is not None and found[0] <= after:
+            return None  # a (wrapped) marker right below the footer: an ordinary cut
+    # A personal signature under the footer is short lines; an original message has sentences.
+    rest = [line.strip() for line in lines[after:] if line.strip() and not _SEPARATOR_LINE_RE.match(line)]
+    if len(rest) < 2 or any(is_disclaimer(line) or is_mobile_footer(line) for line in rest[:3]):
+        return None  # a one-line tail is a carrier's footer in a second language, not a message
+    prose = [line for line in rest if len(line) > 60 or (len(line.split()) >= 5 and _SENTENCE_END_RE.search(line))]
+    return after if prose else None
+
+
+def _quote_start(lines: list[str]) -> tuple[int, int, str] | None:
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        found = _marker(lines, index)
+        if found is not None:
+            return found
+        unmarked = _unmarked_after_footer(lines, index)
+        if unmarked is not None:
+            return unmarked, unmarked - 1, "unmarked"
+    return None
+
+
+def first_marker_line(text: str) -> int | None:
+    """Index of the first line that is, on its own, a history marker or ``>`` quoting (for the safety net)."""
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if is_quoted_line(line):
+            return index
+        if _marker(lines, index) is not None:
+            return index  # the line the marker was recognised on, not the lines a wrapped one spans
+    return None
+
+
+def _quoted_flags(lines: list[str]) -> list[bool]:
+    """Which lines are quoted: ``>`` lines, and a client's lazy wrap of a long quoted line (an unquoted
+    line glued between two quoted lines that continues the first: lower case, or the quoted line broke
+    off mid-sentence)."""
+    flags = [is_quoted_line(line) for line in lines]
+    for index in range(1, len(lines) - 1):
+        if flags[index] or not flags[index - 1] or not flags[index + 1]:
+            continue
+        line = lines[index].strip()
+        previous = lines[index - 1].lstrip(" >").rstrip()
+        if not line or not previous:
+            continue
+        if line[0].islower() or (len(previous) >= 60 and not re.search(r"[.!?:;]$", previous)):
+            flags[index] = True
+    return flags
+
+
+def _angle_quotes(lines: list[str]) -> tuple[list[str], list[str]] | None:
+    """Remove ``>``-quoted lines: (kept lines, removed lines), or None when there are none.
+
+    An attribution line directly above the first quoted block goes with it, whatever its language, when
+    it ends with a colon and carries an address and a date or time.
+    """
+    flags = _quoted_flags(lines)
+    if not any(flags):
+        return None
+    first = flags.index(True)
+    above = first - 1
+    while above >= 0 and not lines[above].strip():
+        above -= 1
+    if above >= 0 and _COLON_END_RE.search(lines[above]):
+        start = _attribution_ending(lines, above)
+        if start is None:
+            joined = lines[above].strip()
+            start = above if "@" in joined and _DATE_TIME_RE.search(joined) and len(joined) <= 300 else None
+        if start is not None:
+            for index in range(start, first):
+                flags[index] = True
+    kept = [line for line, flag in zip(lines, flags) if not flag]
+    removed = [line for line, flag in zip(lines, flags) if flag]
     return kept, removed
 
 
 def _interleaved(tail: list[str]) -> bool:
     """After an attribution: are there new (unquoted) lines after the first quoted line?"""
-    first_quoted = next((i for i, line in enumerate(tail) if _QUOTED_LINE_RE.match(line)), None)
+    flags = _quoted_flags(tail)
+    first_quoted = next((i for i, flag in enumerate(flags) if flag), None)
     if first_quoted is None:
         return False
-    rest = tail[first_quoted:]
-    if _quote_start([line for line in rest if not _QUOTED_LINE_RE.match(line)]) is not None:
+    rest = [line for line, flag in zip(tail[first_quoted:], flags[first_quoted:]) if not flag]
+    if _quote_start(rest) is not None:
         return False  # a further attribution/header below: a normal quoted thread
-    return any(line.strip() and not _QUOTED_LINE_RE.match(line) for line in rest)
+    return any(line.strip() for line in rest)
 
 
 def split_quote(text: str) -> QuoteSplit:
     """Split ``text`` (LF line ends) into new text and quoted history."""
     lines = text.split("\n")
     found = _quote_start(lines)
-    if found is not None and found[1] == "attribution" and _interleaved(lines[found[0] + 1 :]):
+    if found is not None and found[2] == "attribution" and _interleaved(lines[found[1] + 1 :]):
         # Inline (or bottom-posted) reply: the new text sits between the quoted lines.
-        kept = lines[: found[0]] + [line for line in lines[found[0] + 1 :] if not _QUOTED_LINE_RE.match(line)]
-        removed = [lines[found[0]]] + [line for line in lines[found[0] + 1 :] if _QUOTED_LINE_RE.match(line)]
+        start, end = found[0], found[1]
+        tail = lines[end + 1 :]
+        flags = _quoted_flags(tail)
+        kept = lines[:start] + [line for line, flag in zip(tail, flags) if not flag]
+        removed = lines[start : end + 1] + [line for line, flag in zip(tail, flags) if flag]
         return QuoteSplit("\n".join(kept), "\n".join(removed), "inline")
     if found is not None:
-        index, kind = found
+        index, _, kind = found
         head, tail = lines[:index], lines[index:]
         angle = _angle_quotes(head)
         if angle is not None:

@@ -20,16 +20,21 @@ from dataclasses import dataclass
 
 _MOBILE_RE = re.compile(
     r"^\s*(?:"
-    r"sent from (?:my |the )?.{0,40}|sent via .{0,40}|sent using .{0,40}|sent with .{0,40}"
-    r"|get outlook for .{0,30}|download outlook for .{0,30}|obtenir outlook pour .{0,30}"
+    r"sent (?:\w+ ){0,2}from (?:my |the )?.{0,40}|sent via .{0,40}|sent using .{0,40}|sent with .{0,40}"
+    r"|sent on the go|get outlook for .{0,30}|download outlook for .{0,30}|obtenir outlook pour .{0,30}"
     r"|outlook für .{0,20} herunterladen|outlook voor .{0,20} downloaden|descargar outlook para .{0,20}"
     r"|von meinem .{0,40} gesendet|gesendet von meinem .{0,40}|gesendet von .{0,30}|gesendet mit .{0,30}"
     r"|envoyé de mon .{0,40}|envoyé depuis mon .{0,40}|envoyé à partir de .{0,40}|envoyé de .{0,30}"
     r"|enviado desde mi .{0,40}|enviado desde .{0,30}|enviado de meu .{0,40}|enviado do meu .{0,40}"
     r"|enviado a partir do .{0,40}|verzonden vanaf mijn .{0,40}|verstuurd vanaf mijn .{0,40}"
     r"|verzonden met .{0,30}|inviato da(?:l mio)? .{0,40}|skickat från min .{0,40}|sendt fra min .{0,40}"
-    r"|wysłane z mojego .{0,40}|odesláno z .{0,40}|lähetetty .{0,40}:sta|отправлено с .{0,40}"
-    r"|iphone'umdan gönderildi|从我的iphone发送|iphoneから送信"
+    r"|sendt fra .{0,30}|skickat från .{0,30}|lähetetty .{0,40}|wysłane z .{0,40}|wysłano z .{0,40}"
+    r"|odesláno z .{0,40}|odoslané z .{0,40}|poslano s .{0,40}|poslano iz .{0,40}|trimis de pe .{0,40}"
+    r"|enviat des de(?:l meu)? .{0,40}|отправлено с .{0,40}|отправлено из .{0,40}|надіслано з .{0,40}"
+    r"|изпратено от .{0,40}|εστάλη από .{0,40}|được gửi từ .{0,40}|dikirim dari .{0,40}|iphone'umdan gönderildi"
+    r"|.{1,30}(?:['’]?(?:dan|den|tan|ten|umdan|imden)) gönderildi|.{1,30}-?(?:ról|ről) küldve"
+    r"|从我的.{1,20}发送|发自我的.{1,20}|從我的.{1,20}傳送|寄自我的.{1,20}|.{1,20}から送信|나의 .{1,20}에서 보냄"
+    r"|נשלח מ.{1,30}|أرسلت من .{1,30}|ส่งจาก .{1,30}"
     r")(?:\s*<[^<>\s]{1,200}>)?\s*$",  # Outlook mobile appends its link: "Get Outlook for iOS<https://aka.ms/o0ukef>"
     re.IGNORECASE,
 )
@@ -51,6 +56,12 @@ _CLOSING_RE = re.compile(
     r"|atenciosamente|cumprimentos|melhores cumprimentos|abraços|abraço|obrigado|obrigada"
     r"|med vänlig hälsning|vänliga hälsningar|mvh|med venlig hilsen|venlig hilsen|med vennlig hilsen"
     r"|pozdrawiam|z poważaniem|s pozdravem|üdvözlettel|с уважением|ystävällisin terveisin"
+    r"|hilsen|hilsner|mange hilsner|bedste hilsner|venlige hilsner|kærlig hilsen|kh|vh|bh|mvh|vennlig hilsen"
+    r"|beste hilsen|hälsningar|hälsning|vänlig hälsning|bästa hälsningar|ha det bra|terveisin|t\.|parhain terveisin"
+    r"|pozdrowienia|serdecznie|s pozdravom|srdečně|üdv|pozdrav|lp|lep pozdrav|cu stimă|toate cele bune"
+    r"|saygılarımla|iyi çalışmalar|с наилучшими пожеланиями|всего доброго|спасибо|з повагою|дякую"
+    r"|με εκτίμηση|salutacions|atentament|abrazos|besos|saludos cordiales|ciao|a presto|tschüss|servus"
+    r"|此致|敬礼|谢谢|よろしくお願いします|よろしくお願いいたします|감사합니다|trân trọng|salam|terima kasih"
     r")\s*[,.!:;-]*\s*$",
     re.IGNORECASE,
 )
@@ -78,6 +89,14 @@ _DISCLAIMER_RE = re.compile(
     r"|esta mensagem[^.]{0,80}(?:confidencial|destinada)|informações contidas nesta",
     re.IGNORECASE,
 )
+def is_mobile_footer(line: str) -> bool:
+    return bool(_MOBILE_RE.match(line))
+
+
+def is_disclaimer(line: str) -> bool:
+    return bool(_DISCLAIMER_RE.search(line))
+
+
 _TAIL_LINES = 15  # signatures live in the last lines of the new text
 _MAX_SIGNATURE_LINE = 120
 
@@ -106,8 +125,17 @@ def _looks_like_signature_block(lines: list[str]) -> bool:
     for line in content:
         if len(line) > _MAX_SIGNATURE_LINE:
             return False
-    prose = sum(1 for line in content if len(line) > 60 and line.endswith((".", "?", "!")) and " " in line)
-    return prose == 0
+    return not any(_is_prose(line) for line in content)
+
+
+def _is_prose(line: str) -> bool:
+    """A sentence, not a name/title/contact line: "Call me on 0171 555 0142 after 5 tomorrow."."""
+    words = len(line.split())
+    if line.endswith("?") and words >= 3:
+        return True
+    if len(line) > 60 and line.endswith((".", "!")) and words > 1:
+        return True
+    return words >= 6 and line.endswith((".", "!")) and not _CONTACT_RE.match(line)
 
 
 def _name_tokens(sender_name: str | None) -> list[str]:
@@ -218,10 +246,18 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
     if not starts:
         return SignatureSplit("\n".join(lines), "")
     start = min(starts)
+    # A delimiter right above the start (or a doubled "--") belongs to the signature, not the body.
+    while start > 0 and (not lines[start - 1].strip() or _DELIMITER_RE.match(lines[start - 1].rstrip())):
+        if not any(line.strip() for line in lines[: start - 1]) and lines[start - 1].strip():
+            break  # keep a body: a delimiter as the first line stays where it is
+        start -= 1
+    while start < len(lines) and not lines[start].strip():
+        start += 1
     body = "\n".join(lines[:start]).rstrip()
     signature_lines = lines[start:]
-    # The delimiter itself is not signature content.
-    if signature_lines and _DELIMITER_RE.match(signature_lines[0].rstrip()):
+    # The RFC 3676 "-- " delimiter is markup, not signature content; every other line is kept, so body
+    # and signature are together the new text.
+    if signature_lines and signature_lines[0].strip() == "--":
         signature_lines = signature_lines[1:]
     return SignatureSplit(body, "\n".join(signature_lines).strip("\n"))
 

@@ -25,6 +25,9 @@ _MULTI_SPACE_RE = re.compile(r"[ \t]{2,}")
 _TRAILING_SPACE_RE = re.compile(r"[ \t]+$", re.MULTILINE)
 _MANY_BLANK_LINES_RE = re.compile(r"\n{3,}")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# Gmail's spacer "ᐧ" (U+1427, a Canadian syllabics final) ends signatures and tracking pixels; outside
+# syllabics text it is never a letter.
+_GMAIL_SPACER_RE = re.compile("(?<![\u1400-\u167f])\u1427(?![\u1400-\u167f])")
 
 DEFAULT_PROPERTY_CHARS = 1024
 
@@ -62,6 +65,8 @@ def normalise_body(text: str) -> str:
         text = _SPACES_RE.sub(" ", _INVISIBLE_RE.sub("", text))
         text = _CONTROL_RE.sub("", text)
         text = _SURROGATE_RE.sub("\ufffd", text)
+        if "\u1427" in text:
+            text = _GMAIL_SPACER_RE.sub("", text)
     text = _TRAILING_SPACE_RE.sub("", text)
     text = _MANY_BLANK_LINES_RE.sub("\n\n", text)
     return text.strip("\n").strip()
