@@ -13,6 +13,8 @@ Kinds:
 - ``http_503``: HTTP 503 ``ServiceUnavailable`` with ``Retry-After: retry_after_s``.
 - ``gone``: HTTP 410 ``SyncStateNotFound`` (as Graph answers an expired delta token).
 - ``unauthorized``: every issued access token expires now and this request answers 401 ``InvalidAuthenticationToken``.
+- ``forbidden``: HTTP 403 ``ErrorAccessDenied`` (a request budget for tests: ``after`` N requests, every
+  later one is refused, so a client that loops fails fast instead of hanging).
 - ``drop``: the connection is closed without a response (not for batch sub-requests: their batch is dropped).
 - ``slow``: the response is delayed by ``delay_s`` seconds.
 """
@@ -25,7 +27,7 @@ from ews_testserver.common.faults import FaultPlan, FaultRuleBase
 
 __all__ = ["KINDS", "FaultPlan", "FaultRule"]
 
-KINDS = ("throttle", "http_503", "gone", "unauthorized", "drop", "slow")
+KINDS = ("throttle", "http_503", "gone", "unauthorized", "forbidden", "drop", "slow")
 
 
 @dataclass

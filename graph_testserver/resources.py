@@ -19,7 +19,8 @@ MESSAGE_PROPS = (
     "id", "changeKey", "createdDateTime", "lastModifiedDateTime", "receivedDateTime", "sentDateTime",
     "hasAttachments", "internetMessageId", "subject", "bodyPreview", "importance", "parentFolderId",
     "conversationId", "isRead", "isDraft", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients",
-    "replyTo", "body", "uniqueBody", "internetMessageHeaders", "webLink", "inferenceClassification",
+    "replyTo", "body", "uniqueBody", "internetMessageHeaders", "webLink", "inferenceClassification", "categories",
+    "flag", "isDeliveryReceiptRequested", "isReadReceiptRequested",
 )
 # What Graph returns without $select (bodies included, headers and uniqueBody not).
 DEFAULT_MESSAGE_PROPS = tuple(p for p in MESSAGE_PROPS if p not in ("uniqueBody", "internetMessageHeaders"))
@@ -89,8 +90,12 @@ def message_json(item: Item, select: Iterable[str]) -> dict[str, Any]:
         elif prop in ("toRecipients", "ccRecipients", "bccRecipients"):
             addrs = {"toRecipients": meta.to, "ccRecipients": meta.cc, "bccRecipients": meta.bcc}[prop]
             out[prop] = [_recipient(a) for a in addrs]
-        elif prop == "replyTo":
+        elif prop in ("replyTo", "categories"):
             out[prop] = []
+        elif prop == "flag":
+            out[prop] = {"flagStatus": "notFlagged"}
+        elif prop in ("isDeliveryReceiptRequested", "isReadReceiptRequested"):
+            out[prop] = False
         elif prop in ("body", "uniqueBody", "bodyPreview"):
             body = body or mimeinfo.body_info(item.raw)
             if prop == "bodyPreview":

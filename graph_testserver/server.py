@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ews_testserver.common import audit
 from ews_testserver.common.admin import serve_admin
 from ews_testserver.common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
 from ews_testserver.common.server import now_iso as _now
 
 from . import admin
-from .api import GraphApi, Reply, Request, batch_body, error, operation_of
+from . import csdl
+from .api import ERROR_JSON, GraphApi, Reply, Request, batch_body, error, operation_of, split_path
 from .auth import AuthRegistry, TokenError, parse_app
 from .faults import FaultPlan, FaultRule
 from .store import GraphStore, load_mailboxes
@@ -91,6 +93,8 @@ def _fault_reply(rule: FaultRule) -> Reply | None:
         return error(410, "SyncStateNotFound", "The sync state generation is not found.")
     if rule.kind == "unauthorized":
         return error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+    if rule.kind == "forbidden":
+        return error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
     return None
 
 
@@ -123,7 +127,7 @@ class GraphHandler(BaseHandler):
             elif method == "GET" and path.endswith("/discovery/instance"):
                 self._send(Reply.json(200, {"tenant_discovery_endpoint":
                                             f"{self.base}/{self.state.auth.tenant_id}/v2.0/.well-known/openid-configuration",
-                                            "api-version": "1.1", "metadata": []}))
+                                            "api-version": "1.1", "metadata": []}, content_type=ENTRA_JSON))
             else:
                 self._send(Reply(404, b"not found", "text/plain"))
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
@@ -136,11 +140,12 @@ class GraphHandler(BaseHandler):
     def _discovery(self, path: str) -> None:
         tenant = path.strip("/").split("/")[0]
         if not self._tenant_ok(tenant):
-            self._send(Reply.json(400, {"error": "invalid_tenant", "error_description":
-                                        f"AADSTS90002: Tenant '{tenant}' not found."}))
+            self._send(Reply.json(400, entra_error("invalid_tenant", f"AADSTS90002: Tenant '{tenant}' not found. "
+                                                   "Check to make sure you have the correct tenant ID and are signing "
+                                                   "into the correct cloud."), content_type=ENTRA_JSON))
             return
         tid = self.state.auth.tenant_id
-        self._send(Reply.json(200, {
+        self._send(Reply.json(200, content_type=ENTRA_JSON, data={
             "token_endpoint": f"{self.base}/{tid}/oauth2/v2.0/token",
             "authorization_endpoint": f"{self.base}/{tid}/oauth2/v2.0/authorize",
             "issuer": f"{self.base}/{tid}/v2.0",
@@ -170,11 +175,12 @@ class GraphHandler(BaseHandler):
             data = state.auth.issue(form, f"{self.base}/{state.auth.tenant_id}/oauth2/v2.0/token")
             status = 200
         except TokenError as exc:
-            data = {"error": exc.error, "error_description": exc.description, "error_codes": []}
+            data = entra_error(exc.error, exc.description)
             status = exc.status
+            entry["error"] = exc.error
         entry["status"] = status
         state.record(entry)
-        self._send(Reply.json(status, data))
+        self._send(Reply.json(status, data, content_type=ENTRA_JSON))
 
     # -- Graph ------------------------------------------------------------------------------
     def _authorize(self) -> tuple[Any, Reply | None]:
@@ -193,13 +199,15 @@ class GraphHandler(BaseHandler):
         req = Request(method, path, query, headers, self.base + "/v1.0")
         op = operation_of(method, path)
         entry: dict[str, Any] = {"operation": op, "client_id": None, "mailbox": None, "time": _now(),
-                                 "method": method, "path": path, "write": method != "GET" and op != "batch",
+                                 "method": method, "path": path, "target": self.path,
+                                 "write": method != "GET" and op != "batch",
                                  "page_size": None, "immutable": 'immutableid' in headers.get("prefer", "").lower()}
         app, denied = self._authorize()
         if denied is not None:
             entry["status"] = 401
             state.record(entry)
-            self._send(denied)
+            denied.operation = op
+            self._send_graph(denied, headers)
             return
         entry["client_id"] = app.client_id
         if op == "batch" and method == "POST":
@@ -227,12 +235,18 @@ class GraphHandler(BaseHandler):
         if reply.status >= 400:
             entry["error"] = _code(reply)
         state.record(entry)
+        self._send_graph(reply, headers)
+
+    def _send_graph(self, reply: Reply, headers: dict[str, str]) -> None:
+        """Graph's per-request ids (response headers, and in an error's innerError), the audit, then send."""
+        stamp_ids(reply, headers)
+        audit_reply(reply)
         self._send(reply)
 
     def _dispatch(self, app: Any, req: Request, weight: int) -> Reply:
         """Access policy, the per-mailbox concurrency limit, then the route."""
-        parts = req.path.strip("/").split("/")
-        mailbox = urllib.parse.unquote(parts[1]).lower() if len(parts) >= 2 and parts[0] == "users" else None
+        parts = req.parts
+        mailbox = parts[1].lower() if len(parts) >= 2 and parts[0] == "users" else None
         if mailbox is not None and not app.allows(mailbox):
             reply = error(403, "ErrorAccessDenied", "Access to OData is disabled: the application access policy "
                           "does not allow this app to access the mailbox.")
@@ -252,6 +266,7 @@ class GraphHandler(BaseHandler):
 
     def _batch(self, app: Any, raw: bytes, entry: dict[str, Any]) -> None:
         state = self.state
+        headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             payload = json.loads(raw)
             requests = payload["requests"]
@@ -261,12 +276,13 @@ class GraphHandler(BaseHandler):
             reply = error(400, "BadRequest", "Invalid batch payload.")
             entry.update(status=400, error="BadRequest")
             state.record(entry)
-            self._send(reply)
+            self._send_graph(reply, headers)
             return
         if len(requests) > MAX_BATCH:
             entry.update(status=400, error="BadRequest")
             state.record(entry)
-            self._send(error(400, "BadRequest", f"Batch requests cannot contain more than {MAX_BATCH} requests."))
+            self._send_graph(error(400, "BadRequest", f"Batch requests cannot contain more than {MAX_BATCH} requests."),
+                             headers)
             return
         rule = state.faults.match("batch")
         if rule is not None and rule.kind == "drop":
@@ -279,7 +295,7 @@ class GraphHandler(BaseHandler):
             assert reply is not None
             entry.update(status=reply.status, fault=rule.kind)
             state.record(entry)
-            self._send(reply)
+            self._send_graph(reply, headers)
             return
         entry.update(status=200, items=len(requests))
         batch_seq = state.record(entry)
@@ -287,10 +303,9 @@ class GraphHandler(BaseHandler):
         # min(n, 4) of its mailbox's concurrency for its whole duration (sub-requests run in order here).
         per_mailbox: dict[str, int] = {}
         for sub in requests:
-            url = str(sub.get("url", ""))
-            parts = url.lstrip("/").split("/")
+            parts = split_path(urllib.parse.urlsplit("/" + str(sub.get("url", "")).lstrip("/")).path)
             if len(parts) >= 2 and parts[0] == "users":
-                m = urllib.parse.unquote(parts[1].split("?")[0]).lower()
+                m = parts[1].lower()
                 per_mailbox[m] = per_mailbox.get(m, 0) + 1
         held: list[tuple[str, int]] = []
         throttled_all = False
@@ -309,7 +324,9 @@ class GraphHandler(BaseHandler):
         finally:
             for m, w in held:
                 state.leave(m, w)
-        self._send(Reply.json(200, {"responses": responses}))
+        reply = Reply.json(200, {"responses": responses})
+        reply.operation = "batch"
+        self._send_graph(reply, headers)
 
     def _sub(self, app: Any, sub: dict[str, Any], batch_seq: int, throttled: bool) -> dict[str, Any]:
         state = self.state
@@ -321,7 +338,8 @@ class GraphHandler(BaseHandler):
         headers = {str(k).lower(): str(v) for k, v in (sub.get("headers") or {}).items()}
         op = operation_of(method, path)
         entry: dict[str, Any] = {"operation": op, "client_id": app.client_id, "mailbox": None, "time": _now(),
-                                 "method": method, "path": path, "write": method != "GET", "batch": batch_seq,
+                                 "method": method, "path": path, "target": str(sub.get("url", "")),
+                                 "write": method != "GET", "batch": batch_seq,
                                  "immutable": 'immutableid' in headers.get("prefer", "").lower()}
         rule = state.faults.match(op)
         reply = _fault_reply(rule) if rule is not None else None
@@ -341,6 +359,9 @@ class GraphHandler(BaseHandler):
         if reply.status >= 400:
             entry["error"] = _code(reply)
         state.record(entry)
+        reply.operation = op
+        stamp_ids(reply, headers)
+        audit_reply(reply)
         out_headers = {"Content-Type": reply.content_type, **reply.headers}
         return {"id": sub_id, "status": reply.status, "headers": out_headers, "body": batch_body(reply)}
 
@@ -360,9 +381,60 @@ def _prefer_size(headers: dict[str, str]) -> int | None:
 
 def _code(reply: Reply) -> str | None:
     try:
-        return json.loads(reply.body)["error"]["code"]
-    except (ValueError, KeyError, TypeError):
+        return reply.data["error"]["code"]
+    except (KeyError, TypeError):
         return None
+
+
+# Entra ID's token endpoint answers errors as JSON with these fields (the v2.0 endpoint's "Error response"):
+# error, error_description "AADSTSnnnnn: ...\r\nTrace ID: ...\r\nCorrelation ID: ...\r\nTimestamp: ...",
+# error_codes [nnnnn], timestamp, trace_id, correlation_id, error_uri.
+ENTRA_JSON = "application/json; charset=utf-8"
+
+
+def entra_error(error_code: str, description: str) -> dict[str, Any]:
+    import datetime as _dt
+    import re as _re
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+    m = _re.match(r"AADSTS(\d+):", description)
+    codes = [int(m.group(1))] if m else []
+    data: dict[str, Any] = {
+        "error": error_code,
+        "error_description": f"{description}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {now}",
+        "error_codes": codes, "timestamp": now, "trace_id": trace, "correlation_id": correlation}
+    if codes:
+        data["error_uri"] = f"https://login.microsoftonline.com/error?code={codes[0]}"
+    return data
+
+
+def stamp_ids(reply: Reply, headers: dict[str, str]) -> None:
+    """``request-id`` / ``client-request-id`` response headers (the client's own id echoed when it sent one),
+    and the same ids in an error body's ``innerError``, as Graph does."""
+    inner = None
+    if isinstance(reply.data, dict) and isinstance(reply.data.get("error"), dict):
+        inner = reply.data["error"].get("innerError")
+    request_id = inner["request-id"] if isinstance(inner, dict) else str(uuid.uuid4())
+    client_id = headers.get("client-request-id") or request_id
+    if isinstance(inner, dict):
+        inner["client-request-id"] = client_id
+    reply.headers.setdefault("request-id", request_id)
+    reply.headers.setdefault("client-request-id", client_id)
+
+
+def audit_reply(reply: Reply) -> None:
+    """With the protocol audit on: check the JSON body against Graph's CSDL (a $batch: the envelope; its
+    sub-responses are checked one by one as they are made) and report violations."""
+    if not audit.enabled() or not reply.is_json:
+        return
+    if reply.operation == "batch" and reply.status == 200:
+        problems = csdl.check_batch(reply.data)
+    else:
+        problems = csdl.schema().check_response(reply.data, reply.status)
+    for problem in problems[:20]:
+        audit.record(server="graph", direction="response", operation=reply.operation, error=problem,
+                     excerpt=json.dumps(reply.data)[:2000])
 
 
 class GraphServer(BackgroundServer):

@@ -24,11 +24,16 @@ from datetime import datetime
 from ews_testserver.loaders import load_mailboxes  # noqa: F401 - the --mailbox specs, as ews-server loads them
 from ews_testserver.mailstore import Folder, Item, Mailbox, MailStore
 
-# Graph's mailFolders collection holds mail folders only (no Calendar/Contacts/Tasks/Notes).
-WELL_KNOWN_NAMES = {
-    "msgfolderroot": "msgfolderroot", "inbox": "inbox", "sentitems": "sentitems", "deleteditems": "deleteditems",
-    "drafts": "drafts", "junkemail": "junkemail", "outbox": "outbox",
-}
+# The well-known folder names Graph accepts in place of a mailFolder id (mailFolder resource type,
+# "Well-known folder names"); Graph's mailFolders hold mail folders only (no Calendar/Contacts/Tasks/Notes).
+# A name the mailbox has no folder for (e.g. clutter) answers 404 ErrorItemNotFound; anything that is
+# neither a name nor an id answers 400 ErrorInvalidIdMalformed, as Graph does.
+WELL_KNOWN_NAMES = frozenset({
+    "archive", "clutter", "conflicts", "conversationhistory", "deleteditems", "drafts", "inbox", "junkemail",
+    "localfailures", "msgfolderroot", "outbox", "recoverableitemsdeletions", "scheduled", "searchfolders",
+    "sentitems", "serverfailures", "syncissues",
+})
+NOT_FOUND = "The specified object was not found in the store."
 
 
 class GraphStoreError(Exception):
@@ -101,19 +106,19 @@ class GraphStore:
 
     def folder(self, mbx: Mailbox, ref: str) -> Folder:
         """A folder by Graph id or well-known name (mail folders only)."""
-        name = WELL_KNOWN_NAMES.get(ref.lower())
-        if name is not None:
-            folder = mbx.distinguished.get(name)
+        folder: Folder | None
+        if ref.lower() in WELL_KNOWN_NAMES:
+            folder = mbx.distinguished.get(ref.lower())
         else:
-            folder = None
             try:
                 tag, m, num = unb64url(ref).split(":")
-                if tag == "F" and int(m) == mbx.index:
-                    folder = mbx.folders.get(int(num))
+                if tag != "F":
+                    raise ValueError(tag)
+                folder = mbx.folders.get(int(num)) if int(m) == mbx.index else None
             except (ValueError, UnicodeDecodeError):
-                folder = None
+                raise GraphStoreError(400, "ErrorInvalidIdMalformed", "Id is malformed.") from None
         if folder is None or (folder is not mbx.msg_root and not self.is_mail_folder(folder)):
-            raise GraphStoreError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            raise GraphStoreError(404, "ErrorItemNotFound", NOT_FOUND)
         return folder
 
     def item(self, mbx: Mailbox, ref: str) -> Item:

@@ -138,7 +138,8 @@ class GraphHttp:
             return self._gates.setdefault(mailbox.lower(), MailboxGate())
 
     def url(self, path_or_url: str) -> str:
-        return path_or_url if path_or_url.startswith("https://") else self.graph_url + path_or_url
+        """An absolute URL (a link Graph gave: sent exactly as given) or a path under ``graph_url``."""
+        return path_or_url if path_or_url.startswith(("https://", "http://")) else self.graph_url + path_or_url
 
     def send(self, method: str, path_or_url: str, *, mailbox: str, operation: str, headers: dict[str, str] | None = None,
              params: dict[str, str] | None = None, body: Any = None, weight: int = 1) -> requests.Response:

@@ -1,23 +1,35 @@
 """One mailbox over Graph, with the same interface as the EWS ``MailboxSession``.
 
-Sync state encoding (``SyncPage.sync_state``): ``graph1:<round>:<link>`` where ``<link>`` is Graph's
-``@odata.nextLink`` (more pages of this round) or ``@odata.deltaLink`` (round complete), stored relative
-to ``connection.graph_url`` when it starts with it (so a changed host alias does not orphan states), and
-``<round>`` is ``i`` for the first enumeration of a folder, ``d`` for rounds resumed from a deltaLink
-(Graph does not say create vs update; we stage ``create`` for the first round, ``update`` afterwards).
-A state that is not ours, or whose link is not this folder's delta, raises ``InvalidSyncState`` (the
-pipeline resyncs the folder from scratch, idempotently).
+Sync state encoding (``SyncPage.sync_state``): ``graph2:<round>:<folder id>:<link>``.
+
+- ``<link>`` is Graph's ``@odata.nextLink`` (more pages of this round) or ``@odata.deltaLink`` (round
+  complete), exactly as Graph sent it. Microsoft documents these links as opaque state (``https://graph.
+  microsoft.com/v1.0/users('...')/mailFolders('...')/messages/delta?$deltatoken=...``): they are stored and
+  replayed byte for byte, never parsed, rebuilt or made relative.
+- ``<folder id>`` (percent-encoded, so it holds no ``:``) says which folder the state belongs to without
+  looking into the link; a state of another folder raises ``InvalidSyncState``.
+- ``<round>`` is ``i`` for the first enumeration of a folder, ``d`` for rounds resumed from a deltaLink
+  (Graph does not say create vs update; we stage ``create`` for the first round, ``update`` afterwards).
+
+``graph1:<round>:<link>`` states (the previous format: the link relative to ``connection.graph_url`` when
+it started with it) are still read, so existing deployments do not resync; the folder is recognised in
+their link's path (``/mailFolders/<id>/`` or ``/mailFolders('<id>')/``), and the next page writes graph2.
+A state that is neither (e.g. an EWS SyncState after switching ``kind``) raises ``InvalidSyncState``:
+the pipeline resyncs the folder from scratch, idempotently.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pyarrow as pa
+import requests
 
 from exchange_sync.source.errors import InvalidSyncState, ServerUnavailable
 from exchange_sync.source.folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
@@ -25,7 +37,9 @@ from exchange_sync.source.models import STAGED_SCHEMA, FetchResult, FolderInfo, 
 
 from .http import MAX_BATCH, GraphHttp, error_of, map_status
 
-STATE_PREFIX = "graph1:"
+STATE_PREFIX = "graph2:"
+LEGACY_PREFIX = "graph1:"
+_ROUNDS = ("i", "d")
 # What the pipeline needs from the delta/list pages: the MIME comes separately ($value).
 MESSAGE_SELECT = "receivedDateTime,internetMessageId,conversationId,changeKey,parentFolderId"
 IMMUTABLE = 'IdType="ImmutableId"'
@@ -89,21 +103,33 @@ class GraphMailboxSession:
     def _folder_path(self, folder: FolderInfo) -> str:
         return f"{self._user}/mailFolders/{quote(folder.folder_id, safe='')}"
 
-    def encode_state(self, round_: str, link: str) -> str:
-        base = self.http.graph_url
-        rel = link[len(base):] if link.startswith(base + "/") else link
-        return f"{STATE_PREFIX}{round_}:{rel}"
+    @staticmethod
+    def encode_state(round_: str, folder_id: str, link: str) -> str:
+        """``graph2:<round>:<folder id>:<link>``, the link untouched."""
+        return f"{STATE_PREFIX}{round_}:{quote(folder_id, safe='')}:{link}"
 
     def decode_state(self, folder: FolderInfo, state: str) -> tuple[str, str]:
-        if not state.startswith(STATE_PREFIX) or state[len(STATE_PREFIX):len(STATE_PREFIX) + 2] not in ("i:", "d:"):
-            raise InvalidSyncState(f"the stored sync state of {folder.path} is not a Graph delta link "
-                                   "(was the connection kind changed?): resyncing", mailbox=self.email)
-        round_, link = state[len(STATE_PREFIX)], state[len(STATE_PREFIX) + 2:]
-        path = unquote(urlsplit(self.http.url(link)).path)
-        if not path.endswith(f"/mailFolders/{folder.folder_id}/messages/delta"):
-            raise InvalidSyncState(f"the stored sync state is not the delta link of folder {folder.path}",
-                                   mailbox=self.email)
-        return round_, link
+        """(round, link to request) of a stored state of ``folder``; ``InvalidSyncState`` if it is not one."""
+        if state.startswith(STATE_PREFIX):
+            round_, sep, rest = state[len(STATE_PREFIX):].partition(":")
+            folder_id, sep2, link = rest.partition(":")
+            if round_ not in _ROUNDS or not sep or not sep2 or "://" not in link:
+                raise self._foreign(folder)
+            if unquote(folder_id) != folder.folder_id:
+                raise InvalidSyncState(f"the stored sync state belongs to another folder than {folder.path}",
+                                       mailbox=self.email)
+            return round_, link
+        if state.startswith(LEGACY_PREFIX) and state[len(LEGACY_PREFIX):len(LEGACY_PREFIX) + 2] in ("i:", "d:"):
+            round_, link = state[len(LEGACY_PREFIX)], state[len(LEGACY_PREFIX) + 2:]
+            if not _legacy_link_of(link, folder.folder_id):
+                raise InvalidSyncState(f"the stored sync state is not the delta link of folder {folder.path}",
+                                       mailbox=self.email)
+            return round_, link  # relative to graph_url as graph1 stored it: GraphHttp.url() completes it
+        raise self._foreign(folder)
+
+    def _foreign(self, folder: FolderInfo) -> InvalidSyncState:
+        return InvalidSyncState(f"the stored sync state of {folder.path} is not a Graph delta link "
+                                "(was the connection kind changed?): resyncing", mailbox=self.email)
 
     def sync_pages(self, folder: FolderInfo, sync_state: str | None, page_size: int = 512) -> Iterator[SyncPage]:
         """One GET of the folder's messages/delta per page; ``page.sync_state`` is the link to continue from."""
@@ -127,9 +153,9 @@ class GraphMailboxSession:
                     changes.append(self._ref(m, change_type))
             next_link, delta_link = data.get("@odata.nextLink"), data.get("@odata.deltaLink")
             if next_link:
-                page = SyncPage(changes, deletes, 0, self.encode_state(round_, next_link), False)
+                page = SyncPage(changes, deletes, 0, self.encode_state(round_, folder.folder_id, next_link), False)
             elif delta_link:
-                page = SyncPage(changes, deletes, 0, self.encode_state("d", delta_link), True)
+                page = SyncPage(changes, deletes, 0, self.encode_state("d", folder.folder_id, delta_link), True)
             else:
                 raise ServerUnavailable(f"Graph delta page of {folder.path} had neither nextLink nor deltaLink",
                                         mailbox=self.email)
@@ -161,7 +187,7 @@ class GraphMailboxSession:
                 sub = answers.get(str(i), {})
                 status = int(sub.get("status", 0))
                 if status == 200:
-                    mime[ref.item_id] = _body_bytes(sub.get("body"))
+                    mime[ref.item_id] = body_bytes(sub.get("headers"), sub.get("body"))
                 elif status == 404:
                     missing.append(ref.item_id)  # moved away (REST ids) or deleted since the delta page
                 elif status in (401, 403):
@@ -219,8 +245,37 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _body_bytes(body: Any) -> bytes:
-    """A $batch sub-response body: non-JSON content (MIME) arrives base64-encoded."""
-    if isinstance(body, str):
-        return base64.b64decode(body)
-    raise ServerUnavailable("Graph $batch returned a $value body that is not base64 text")
+def _legacy_link_of(link: str, folder_id: str) -> bool:
+    """Whether a graph1 state's link is the messages/delta of ``folder_id``: the path form our old test
+    server wrote (``/mailFolders/<id>/messages/delta``) or Microsoft's key form (``/mailFolders('<id>')/...``)."""
+    path = unquote(urlsplit(link).path)
+    for m in re.finditer(r"/mailFolders(?:/([^/(]+)|\('((?:[^']|'')*)'\))/messages/delta(?:\(\))?$", path, re.I):
+        found = m.group(1) if m.group(1) is not None else m.group(2).replace("''", "'")
+        if found == folder_id:
+            return True
+    return False
+
+
+def is_json_type(content_type: str) -> bool:
+    """application/json or a ``+json`` subtype, whatever its parameters (``odata.metadata=minimal; ...``)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def body_bytes(headers: Any, body: Any) -> bytes:
+    """The raw bytes of a ``$batch`` sub-response for ``$value``, decoded by its Content-Type header (never
+    guessed from the JSON value's type): JSON content types carry a JSON body (not MIME: an error here);
+    any other content arrives base64-encoded (Microsoft's JSON batching docs; base64url per OData JSON 4.01
+    section 19 is accepted too)."""
+    ctype = requests.structures.CaseInsensitiveDict(headers or {}).get("Content-Type")
+    if not ctype:
+        raise ServerUnavailable("Graph $batch sub-response for a message's $value has no Content-Type header")
+    if is_json_type(ctype):
+        raise ServerUnavailable(f"Graph $batch answered a message's $value with JSON ({ctype}), not MIME")
+    if not isinstance(body, str):
+        raise ServerUnavailable(f"Graph $batch sub-response ({ctype}) is not base64 text but {type(body).__name__}")
+    text = body.strip().replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ServerUnavailable(f"Graph $batch sub-response ({ctype}) is not valid base64") from None

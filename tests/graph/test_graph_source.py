@@ -44,7 +44,7 @@ def test_pages_are_one_request_each_and_sizes_agree(srv):
         # Resuming from a page's state continues where it stopped.
         rest = list(mb.sync_pages(folder, small[0].sync_state, page_size=4))
         assert [r.item_id for p in rest for r in p.changes] == [r.item_id for p in small[1:] for r in p.changes]
-        assert small[0].sync_state.startswith("graph1:i:") and small[-1].sync_state.startswith("graph1:d:")
+        assert small[0].sync_state.startswith("graph2:i:") and small[-1].sync_state.startswith("graph2:d:")
 
 
 def test_fetch_batches_at_most_20_and_mime_is_byte_identical(srv):
