@@ -315,7 +315,7 @@ class GraphApi:
         skip = int(req.query.get("$skip", "0"))
         page = items[skip: skip + top]
         select = parse_select(req.query.get("$select"), MESSAGE_PROPS, DEFAULT_MESSAGE_PROPS)
-        explicit = select if req.query.get("$select") else None
+        explicit = _asked(req)
         data: dict[str, Any] = {"@odata.context": ctx.context(f"{path}{_sel(explicit)}"),
                                 "value": [self._message_repr(it, select, immutable) for it in page]}
         if skip + top < len(items):
@@ -329,7 +329,7 @@ class GraphApi:
         if tail:
             return error(400, "BadRequest", f"Resource not found for the segment '{tail[0]}'.")
         select = parse_select(req.query.get("$select"), MESSAGE_PROPS, DEFAULT_MESSAGE_PROPS)
-        explicit = select if req.query.get("$select") else None
+        explicit = _asked(req)
         data = {"@odata.context": ctx.context(f"{path}{_sel(explicit)}/$entity"),
                 **self._message_repr(item, select, prefers_immutable(req.headers))}
         return Reply.json(200, data, items=1)
@@ -360,6 +360,12 @@ class _Ctx:
         else:
             qs = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         return f"{self.req.base_url}/{path}?{qs}"
+
+
+def _asked(req: Request) -> list[str] | None:
+    """The $select list as the request gave it (Graph's @odata.context repeats it; ``id`` is sent anyway)."""
+    value = req.query.get("$select")
+    return [p.strip() for p in value.split(",") if p.strip()] if value else None
 
 
 def _sel(select: list[str] | None) -> str:
