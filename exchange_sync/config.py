@@ -92,6 +92,58 @@ class SecretRef(_Model):
         return SecretStr(value)
 
 
+class DatabaseUrl(str):
+    """A database URL without its password (what the configuration, Prefect's parameters and the UI
+    show), carrying the reference of the password next to it (``password_ref``). The store engine
+    resolves the reference when it connects (``exchange_sync.store.engine``), so every
+    ``SqlStore(config.state.url)`` gets the password without it ever being part of the text."""
+
+    password_ref: "SecretRef | None" = None
+
+    def __new__(cls, value: str, password_ref: "SecretRef | None" = None) -> "DatabaseUrl":
+        obj = super().__new__(cls, value)
+        obj.password_ref = password_ref
+        return obj
+
+    def __reduce__(self):  # pickling (Dask workers, Prefect's parameter copies) keeps the reference
+        return (DatabaseUrl, (str(self), self.password_ref))
+
+
+def _check_database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(value)
+    except Exception:  # noqa: BLE001 - sqlalchemy's ArgumentError: not a URL
+        raise ValueError("not a database URL: use sqlite:///path/file.db or postgresql+psycopg://user@host/db") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
+    if url.password is not None:
+        # Never in the text: the configuration is the flow's parameters, stored and shown by Prefect.
+        raise ValueError("a password in the database URL is not allowed: remove it from the URL and add "
+                         "password: {env: VARIABLE_NAME} or password: {secret_block: BLOCK_NAME}")
+    return value
+
+
+def _is_loopback_url(value: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(value).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_cleartext(url: str, allowed: bool, what: str) -> None:
+    if url.lower().startswith("http://") and not allowed and not _is_loopback_url(url):
+        raise ValueError(f"{what} over plain http:// would cross the network unencrypted: use https://, or set "
+                         "allow_insecure_http: true if you accept that")
+
+
 class TlsConfig(_Model):
     verify: bool = True
     ca_bundle: Path | None = None
@@ -136,6 +188,9 @@ class EwsConnection(_Model):
     # dropped connections, timeouts and ErrorExceededConnectionCount.
     max_backoff_s: float = Field(default=300.0, gt=0, le=3600)
     retry_attempts: int = Field(default=5, ge=1, le=20)
+    # http:// to anything but a loopback address sends the credentials (Basic: the password itself)
+    # and the mail in clear: refused unless written out.
+    allow_insecure_http: bool = False
 
     @field_validator("server_url")
     @classmethod
@@ -154,6 +209,7 @@ class EwsConnection(_Model):
             missing = [f for f in ("tenant_id", "client_id", "client_secret") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"auth oauth2 needs {', '.join(missing)}")
+        _check_cleartext(self.server_url, self.allow_insecure_http, f"auth {self.auth}")
         return self
 
     @property
@@ -261,7 +317,26 @@ def normalise_folder_path(path: str) -> str:
 _SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
-class StoreDestination(_Model):
+class _DatabaseConfig(_Model):
+    """``url`` without a password, and the password as a secret reference (PostgreSQL)."""
+
+    url: str = DEFAULT_STATE_URL
+    password: SecretRef | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_database_url(value)
+
+    @model_validator(mode="after")
+    def _attach_password(self) -> "_DatabaseConfig":
+        if self.password is not None and not self.url.startswith("postgresql"):
+            raise ValueError("password applies to PostgreSQL URLs only")
+        object.__setattr__(self, "url", DatabaseUrl(str(self.url), self.password))
+        return self
+
+
+class StoreDestination(_DatabaseConfig):
     kind: Literal["store"] = "store"
     url: str = DEFAULT_STORE_URL
     # Comments live under "<project>/<source>", the key the comments API serves them at
@@ -282,6 +357,12 @@ class ReinferDestination(_Model):
     token: SecretRef
     verify_tls: bool = True
     ca_bundle: Path | None = None
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _cleartext(self) -> "ReinferDestination":
+        _check_cleartext(self.url, self.allow_insecure_http, "the Re:infer API token")
+        return self
 
 
 Destination = Annotated[StoreDestination | ReinferDestination, Field(discriminator="kind")]
@@ -294,7 +375,7 @@ class StagingConfig(_Model):
     keep_days: float | None = Field(default=7, ge=0)
 
 
-class StateConfig(_Model):
+class StateConfig(_DatabaseConfig):
     url: str = DEFAULT_STATE_URL
 
 
@@ -398,6 +479,9 @@ def load_config(path: str | Path) -> IntegrationConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}, line {line}): save it as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -405,3 +489,52 @@ def load_config(path: str | Path) -> IntegrationConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping")
     return parse_config(data)
+
+
+def secret_refs(config: IntegrationConfig) -> list[tuple[str, SecretRef]]:
+    """Every secret reference of a configuration, with its field path."""
+    found: list[tuple[str, SecretRef]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, SecretRef):
+            found.append((path, value))
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{path}.{name}" if path else name)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(item, f"{path}.{index}")
+
+    walk(config, "")
+    return found
+
+
+def check_runnable(config: IntegrationConfig) -> None:
+    """What can be known wrong on this machine before a run starts (``ConfigError``, exit status 2):
+    secrets from unset environment variables, an unreadable CA bundle, a cipher string OpenSSL
+    refuses. (Secret blocks are resolved by the run: they need the Prefect server.)"""
+    import ssl
+
+    problems = []
+    for path, ref in secret_refs(config):
+        if ref.env is not None and not os.environ.get(ref.env):
+            problems.append(f"{path}: environment variable {ref.env} is not set or empty")
+    tls_configs = [("connection.tls", config.connection.tls)]
+    for where, tls in tls_configs:
+        if tls.ca_bundle is not None:
+            try:
+                ssl.create_default_context(cafile=str(tls.ca_bundle))
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
+                problems.append(f"{where}.ca_bundle: cannot load {str(tls.ca_bundle)!r}: {reason}")
+        if tls.ciphers:
+            try:
+                ssl.create_default_context().set_ciphers(tls.ciphers)
+            except ssl.SSLError:
+                problems.append(f"{where}.ciphers: OpenSSL accepts no cipher in {tls.ciphers!r}")
+    destination = config.destination
+    if isinstance(destination, ReinferDestination) and destination.ca_bundle is not None:
+        if not destination.ca_bundle.is_file():
+            problems.append(f"destination.ca_bundle: no such file {str(destination.ca_bundle)!r}")
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -10,12 +10,19 @@ Around the mailbox work:
   (``exchange_sync.deploy.limits``: why per mailbox, and when the limit must exist);
 - mailboxes disabled after ``disable_after_failures`` same-reason failures are skipped and reported
   as ``disabled``; each run's outcome feeds the failure streaks;
-- ``invalid_exchange_credentials`` under a deployment pauses the integration's deployments.
+- ``invalid_exchange_credentials`` under a deployment pauses the integration's deployments;
+- integration-wide failures (``store.state.INTEGRATION_WIDE_REASONS``: server unreachable, TLS,
+  credentials, a secret or the state database missing, the destination refusing its token) never
+  count toward disabling a mailbox: the run fails with the reason, at integration level;
+- a run whose process died (kill -9) stays ``running`` in the state database; the next run on the
+  same host marks it ``crashed``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -37,6 +44,7 @@ from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.pipeline.report import RunReport, render_markdown
 from exchange_sync.pipeline.runtime import Runtime
+from exchange_sync.store.state import INTEGRATION_WIDE_REASONS
 from tasks.pipeline import PrefectSteps
 
 Mode = Literal["incremental", "backfill"]
@@ -53,6 +61,72 @@ class CredentialsError(RuntimeError):
 
 class RunFailed(RuntimeError):
     pass
+
+
+class IntegrationFailed(RunFailed):
+    """The integration as a whole could not run (``reason`` in ``INTEGRATION_WIDE_REASONS``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def _integration_reason(result: MailboxReport) -> str | None:
+    """The integration-wide reason of a mailbox's failure, if it is one."""
+    if result.status != "failed":
+        return None
+    if result.reason in INTEGRATION_WIDE_REASONS:
+        return result.reason
+    error = result.error or ""
+    # Raised through the mailbox code as unexpected errors, but about the whole integration:
+    if error.startswith("ReinferAuthError"):
+        return "destination_unauthorized"
+    if error.startswith("SecretResolutionError"):
+        return "secret_unavailable"
+    if error.startswith("StateUnavailable"):
+        return "state_unavailable"
+    return None
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _run_owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _owner_is_dead(owner: dict) -> bool:
+    """Only runs of this host can be judged; a pid that exists with another start time was reused."""
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return False
+    pid = owner["pid"]
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # exists, another user's
+    started = _process_start(pid)
+    return owner.get("start") is not None and started is not None and started != owner["start"]
+
+
+def _preflight(config: IntegrationConfig) -> None:
+    """Secrets resolve before any mailbox is tried: a missing password fails the run at integration
+    level (``secret_unavailable``), never as a failure of each mailbox."""
+    from exchange_sync.config import SecretResolutionError, secret_refs
+
+    for path, ref in secret_refs(config):
+        try:
+            ref.resolve()
+        except SecretResolutionError as exc:
+            raise IntegrationFailed("secret_unavailable", f"{path}: {exc}") from None
 
 
 def _run_name() -> str:
@@ -113,8 +187,8 @@ def _task_runner(config: IntegrationConfig, workers: int):
 def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) -> None:
     """Feed each tried mailbox's outcome into its failure streak; disable at the threshold."""
     for result in report.mailboxes:
-        if result.status == "disabled" or result.reason in ("invalid_exchange_credentials", SERVER_LIMIT_MISSING):
-            continue  # not tried / an integration-wide problem, handled by pausing
+        if result.status == "disabled" or _integration_reason(result) is not None:
+            continue  # not tried / an integration-wide problem: reported for the integration, never counted
         failure = None if result.status == "ok" else (result.reason or "unexpected_error")
         before = result.status
         health = rt.state.record_mailbox_outcome(config.name, result.mailbox, failure,
@@ -157,8 +231,16 @@ def sync_integration(
         unknown = sorted({x.lower() for x in mailboxes} - {m.email for m in config.mailboxes})
         if unknown:
             raise ValueError(f"mailboxes not in the configuration: {', '.join(unknown)}")
-    rt = Runtime.open(config)
-    run_id = rt.state.start_run(config.name, mode)
+    _preflight(config)
+    from exchange_sync.store.engine import StateUnavailable
+
+    try:
+        rt = Runtime.open(config)
+    except StateUnavailable as exc:
+        raise IntegrationFailed("state_unavailable", str(exc).removeprefix("state_unavailable: ")) from None
+    for stale in rt.state.mark_stale_runs(config.name, _owner_is_dead):
+        logger.warning("run %d of %s was left running by a process that is gone: marked crashed", stale, config.name)
+    run_id = rt.state.start_run(config.name, mode, owner=_run_owner())
     report = RunReport(integration=config.name, mode=mode, started_at=datetime.now(timezone.utc))
     disabled = {h.mailbox: h for h in rt.state.mailbox_health(config.name) if h.disabled}
     for m in [m for m in selected if m.email in disabled]:
@@ -211,6 +293,10 @@ def sync_integration(
         if not selected:
             update_progress_artifact(progress_id, 100.0)
         _record_outcomes(rt, config, report)
+        wide = sorted({r for r in map(_integration_reason, report.failed) if r is not None})
+        if wide:
+            report.notes.append(f"integration-wide failure ({', '.join(wide)}): no mailbox's failure streak was "
+                                "counted; the next run after the cause is fixed syncs everything")
         if credentials_error is not None:
             from exchange_sync.deploy.control import pause_current_integration
 
@@ -234,6 +320,12 @@ def sync_integration(
     if credentials_error is not None:
         raise CredentialsError(f"invalid_exchange_credentials: {credentials_error}")
     if report.failed:
+        wide = [(m, _integration_reason(m)) for m in report.failed]
+        wide = [(m, reason) for m, reason in wide if reason is not None]
+        if wide:
+            first, reason = wide[0]
+            raise IntegrationFailed(reason, f"{first.error} ({len(wide)} mailbox(es) not synced; an integration-wide "
+                                            "failure, not counted toward disabling any mailbox)")
         raise RunFailed("; ".join(f"{m.mailbox}: {m.reason}: {m.error}" for m in report.failed))
     return report.to_dict()
 

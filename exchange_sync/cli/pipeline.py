@@ -29,6 +29,9 @@ EXIT_CONFIG = 2
 EXIT_SKIPPED = 3
 
 
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks and Prefect's full console log.")]
+
+
 def _load(path: Path):
     from exchange_sync.config import ConfigError
     from exchange_sync.deploy.resolve import resolve
@@ -38,6 +41,66 @@ def _load(path: Path):
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _check_run(cfg, mailboxes: list[str] | None) -> None:
+    """What would fail the run at once, checked before any Prefect server or flow starts (exit 2)."""
+    from exchange_sync.config import ConfigError, check_runnable
+
+    if mailboxes:
+        known = {m.email for m in cfg.mailboxes}
+        unknown = sorted({m.strip().lower() for m in mailboxes} - known)
+        if unknown:
+            typer.echo(f"error: --mailbox: not in the configuration of {cfg.name}: {', '.join(unknown)} "
+                       f"(configured: {', '.join(sorted(known))})", err=True)
+            raise typer.Exit(EXIT_CONFIG)
+    try:
+        check_runnable(cfg)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@contextmanager
+def _state_errors() -> Iterator[None]:
+    """An unreachable state or store database is one line and exit status 1, never a traceback."""
+    from exchange_sync.store.engine import StateUnavailable
+
+    try:
+        yield
+    except StateUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _quiet_console_tracebacks() -> None:
+    """Prefect's console handler prints each failure with its traceback (flow, task and engine
+    loggers: "Encountered exception during execution" + traceback) before our ``error:`` line, which
+    says the same. On the console such records are dropped (other records lose any traceback); the
+    run log in the Prefect API keeps them in full (its handler sees the original record)."""
+    import copy
+    import logging
+
+    try:
+        from prefect.logging.handlers import PrefectConsoleHandler
+    except ImportError:  # pragma: no cover
+        return
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not getattr(handler, "_exsync_quiet", False):
+                original = handler.emit
+
+                def emit(record: logging.LogRecord, _original=original) -> None:
+                    if record.exc_info and record.name.startswith("prefect"):
+                        return  # a failure report: the error: line says it
+                    if record.exc_info or record.exc_text or record.stack_info:
+                        record = copy.copy(record)
+                        record.exc_info = record.exc_text = record.stack_info = None
+                    _original(record)
+
+                handler.emit = emit  # type: ignore[method-assign]
+                handler._exsync_quiet = True  # type: ignore[attr-defined]
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -108,8 +171,12 @@ def _progress_bar(enabled: bool) -> Iterator[None]:
         run_progress.install(None)
 
 
-def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailboxes=None) -> tuple[dict | None, int]:
-    """Run the flow in this process; returns (summary, exit code). Used by run, backfill and demo."""
+def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailboxes=None,
+             debug: bool = False) -> tuple[dict | None, int]:
+    """Run the flow in this process; returns (summary, exit code). Used by run, backfill and demo.
+
+    A failed run prints one ``error: <reason>: <message>`` line (its traceback only with ``debug``;
+    the Prefect run log always has it)."""
     from exchange_sync.prefect_env import configure_prefect_defaults
 
     interactive = sys.stderr.isatty()
@@ -118,14 +185,22 @@ def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailbox
         # INFO lines would scroll them away. Run logs still reach the Prefect API (the UI) in full.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     configure_prefect_defaults()
-    from flows.sync_integration import sync_integration
+    from flows.sync_integration import RunFailed, sync_integration
     from exchange_sync.store import SqlStore
+    from exchange_sync.store.engine import StateUnavailable
 
+    if not debug:
+        _quiet_console_tracebacks()
     with _progress_bar(enabled=interactive):
         state = sync_integration(config=config, mode=mode, start=start, end=end, mailboxes=mailboxes or None,
                                  return_state=True)
-    runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
+    try:
+        runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
+    except StateUnavailable:
+        runs = []
     summary = runs[0].summary if runs else None
+    if summary is not None and "mailboxes" not in summary:
+        summary = None  # the run did not get as far as its mailboxes
     if state.is_completed():
         code = EXIT_SKIPPED if summary and any(m["status"] in ("skipped", "disabled")
                                                for m in summary["mailboxes"]) else 0
@@ -133,17 +208,28 @@ def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailbox
     message = state.message or "the run failed"
     try:
         state.result()
+    except (RunFailed, StateUnavailable) as exc:  # the reason comes first in their text
+        message = str(exc)
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc)
     except Exception as exc:  # noqa: BLE001 - shown to the user, it is the run's failure
-        message = f"{type(exc).__name__}: {exc}"
+        message = f"unexpected_error: {type(exc).__name__}: {exc}"
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc)
     typer.echo(f"error: {message}", err=True)
     return summary, EXIT_FAILED
 
 
 @app.command("run")
-def run_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
+def run_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Sync an integration once (incremental, from each folder's stored watermark)."""
     cfg = _load(config)
-    summary, code = run_flow(cfg, mailboxes=mailbox)
+    _check_run(cfg, mailbox)
+    summary, code = run_flow(cfg, mailboxes=mailbox, debug=debug)
     if summary:
         _print_report(summary, as_json)
     raise typer.Exit(code)
@@ -157,6 +243,7 @@ def backfill_command(
     mailbox: MailboxOpt = None,
     as_json: JsonOpt = False,
     chunk_days: Annotated[int, typer.Option(min=1, help="Deployment backfills: days per flow run.")] = 31,
+    debug: DebugOpt = False,
 ) -> None:
     """Re-read a received-time window (FindItem); never reads or moves the sync watermarks.
 
@@ -168,10 +255,16 @@ def backfill_command(
         typer.echo("error: --start must be before --end", err=True)
         raise typer.Exit(EXIT_CONFIG)
     if not config.is_file():
+        from exchange_sync.deploy.resolve import looks_like_path
+
+        if looks_like_path(str(config)):
+            typer.echo(f"error: no such configuration file: {str(config)!r}", err=True)
+            raise typer.Exit(EXIT_CONFIG)
         _submit_backfill(str(config), lo, hi, mailbox, chunk_days, as_json)
         return
     cfg = _load(config)
-    summary, code = run_flow(cfg, mode="backfill", start=lo, end=hi, mailboxes=mailbox)
+    _check_run(cfg, mailbox)
+    summary, code = run_flow(cfg, mode="backfill", start=lo, end=hi, mailboxes=mailbox, debug=debug)
     if summary:
         _print_report(summary, as_json)
     raise typer.Exit(code)
@@ -221,7 +314,8 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
     from exchange_sync.pipeline.status import integration_status
 
     cfg = _load(config)
-    status = integration_status(cfg)
+    with _state_errors():
+        status = integration_status(cfg)
     if as_json:
         typer.echo(json.dumps(status, default=str))
         return

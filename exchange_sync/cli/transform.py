@@ -2,7 +2,8 @@
 
 One JSON object per line with ``--json`` (the comment in API form, or
 ``{"rejected": "<path or path#index>", "reason": "..."}``); a readable view without it, which is
-how users debug a strange email. Exit status 0 unless the command line is wrong.
+how users debug a strange email. Exit status 0 unless the command line is wrong (2, e.g. a path that
+does not exist).
 """
 
 from __future__ import annotations
@@ -96,13 +97,13 @@ def transform(
 
     from exchange_sync.transform import ExchangeMeta, Rejection, email_to_comment
 
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:  # a wrong command line: nothing is transformed (exit status 2, as for other bad arguments)
+        typer.echo(f"error: no such file or directory: {', '.join(missing)}", err=True)
+        raise typer.Exit(2)
     meta = ExchangeMeta(mailbox=mailbox, folder_path=folder)
     out = sys.stdout
     for path in paths:
-        if not path.exists():
-            outcome: dict = {"rejected": str(path), "reason": "no such file or directory"}
-            out.write((json.dumps(outcome, ensure_ascii=False) if json_lines else f"=== {path}\nrejected: {outcome['reason']}") + "\n")
-            continue
         for label, raw, error in _inputs(path):
             if raw is None:
                 result: object = Rejection(reason=error or "unreadable")

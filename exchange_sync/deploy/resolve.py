@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exchange_sync.config import ConfigError, IntegrationConfig, load_config, parse_config
+from exchange_sync.config import _NAME_RE, ConfigError, IntegrationConfig, load_config, parse_config
 from exchange_sync.deploy.names import FLOW_NAME
 
 
@@ -19,11 +19,32 @@ def is_config_path(arg: str) -> bool:
     return Path(arg).is_file()
 
 
+def looks_like_path(arg: str) -> bool:
+    """A path, not an integration name: names are lowercase letters, digits, '-' and '_' only."""
+    return "/" in arg or "\\" in arg or arg.lower().endswith((".yaml", ".yml")) or not _NAME_RE.match(arg)
+
+
+def _declared_name(path: Path) -> str | None:
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - unreadable: it declares nothing we can read
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def from_project(name: str, project: Path) -> IntegrationConfig | None:
+    """The configuration named ``name`` in ``project/deployments``. A file that is meant to be it
+    (``<name>.yaml``, or a file that says ``name: <name>``) but does not validate raises its
+    ``ConfigError``: the operator needs the validation error, not "unknown integration"."""
     for path in sorted((project / "deployments").glob("*.y*ml")):
         try:
             cfg = load_config(path)
         except ConfigError:
+            if path.stem == name or _declared_name(path) == name:
+                raise
             continue
         if cfg.name == name:
             return cfg
@@ -51,6 +72,11 @@ def resolve(arg: str, project: Path | None = None) -> IntegrationConfig:
     """Raises ``ConfigError`` with a message for the user when nothing matches."""
     if is_config_path(arg):
         return load_config(arg)
+    if Path(arg).exists():
+        raise ConfigError(f"{arg!r} is not a configuration file")
+    if looks_like_path(arg):
+        # Never go on to ask (or start) a Prefect server for something that is a mistyped path.
+        raise ConfigError(f"no such configuration file: {arg!r}")
     cfg = from_project(arg, project or Path.cwd())
     if cfg is None:
         try:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from exchange_sync.store.schema import metadata
@@ -44,11 +45,34 @@ def _sqlite_file(url_text: str) -> str | None:
     return database
 
 
+class StateUnavailable(ConnectionError):
+    """The database cannot be reached or opened (``state_unavailable``). The message names the URL
+    without its password and the driver's first line of explanation."""
+
+    reason = "state_unavailable"
+
+
+def _describe(url_text: str, exc: BaseException) -> str:
+    try:
+        shown = make_url(str(url_text)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        shown = "(the configured URL)"
+    detail = getattr(exc, "orig", None) or exc
+    first = (str(detail).strip().splitlines() or [""])[0][:300]
+    return f"state_unavailable: cannot open the database {shown}: {type(detail).__name__}: {first}"
+
+
 def create_store_engine(url_text: str, *, create_tables: bool = True) -> Engine:
-    """An engine for ``url_text`` with the settings above; creates the tables unless told not to."""
-    url = make_url(url_text)
+    """An engine for ``url_text`` with the settings above; creates the tables unless told not to.
+
+    ``url_text`` may be a ``config.DatabaseUrl`` carrying a password reference: it is resolved here,
+    into the engine's URL object only. A database that cannot be reached raises ``StateUnavailable``."""
+    url = make_url(str(url_text))
+    password_ref = getattr(url_text, "password_ref", None)
+    if password_ref is not None:
+        url = url.set(password=password_ref.resolve().get_secret_value())
     if url.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(url_text)
+        engine = _sqlite_engine(str(url_text))
     elif url.get_backend_name() == "postgresql":
         engine = create_engine(
             url,
@@ -60,8 +84,12 @@ def create_store_engine(url_text: str, *, create_tables: bool = True) -> Engine:
     else:
         raise ValueError(f"unsupported database URL scheme {url.drivername!r}: use sqlite:/// or postgresql+psycopg://")
     if create_tables:
-        with write_transaction(engine) as conn:
-            metadata.create_all(conn)
+        try:
+            with write_transaction(engine) as conn:
+                metadata.create_all(conn)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            raise StateUnavailable(_describe(url_text, exc)) from None
     return engine
 
 

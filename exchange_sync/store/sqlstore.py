@@ -234,8 +234,12 @@ class SqlStore:
 
     # --- runs and mailbox statuses -----------------------------------------------------------
 
-    def start_run(self, integration: str, mode: str) -> int:
-        return self._write(lambda conn: state.start_run(conn, integration, mode))
+    def start_run(self, integration: str, mode: str, owner: dict[str, Any] | None = None) -> int:
+        return self._write(lambda conn: state.start_run(conn, integration, mode, owner))
+
+    def mark_stale_runs(self, integration: str, is_dead: Any) -> list[int]:
+        """See ``state.mark_stale_runs``."""
+        return self._write(lambda conn: state.mark_stale_runs(conn, integration, is_dead))
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
         self._write(lambda conn: state.finish_run(conn, run_id, status, summary))

@@ -92,13 +92,36 @@ def list_rejections(conn: Connection, integration: str) -> list[Rejected]:
     return [Rejected.model_validate({k: v for k, v in row._mapping.items() if k != "integration"}) for row in rows]
 
 
-def start_run(conn: Connection, integration: str, mode: str) -> int:
+def start_run(conn: Connection, integration: str, mode: str, owner: dict[str, Any] | None = None) -> int:
+    """A run in status ``running``; ``owner`` (host, pid, process start time) is kept in its summary
+    until it finishes, so that a later run can tell that its process died (``mark_stale_runs``)."""
     result = conn.execute(
         runs.insert()
-        .values(integration=integration, mode=mode, status="running", started_at=datetime.now(timezone.utc))
+        .values(integration=integration, mode=mode, status="running", started_at=datetime.now(timezone.utc),
+                summary=json.dumps({"owner": owner}) if owner else None)
         .returning(runs.c.id)
     )
     return int(result.scalar_one())
+
+
+def mark_stale_runs(conn: Connection, integration: str, is_dead: Any) -> list[int]:
+    """Mark ``crashed`` every ``running`` run of the integration whose owner ``is_dead(owner)`` says
+    is gone (a run killed with kill -9 never finished). Returns their ids."""
+    rows = conn.execute(
+        select(runs.c.id, runs.c.summary).where(runs.c.integration == integration, runs.c.status == "running")
+    ).all()
+    crashed = []
+    for row in rows:
+        try:
+            owner = (json.loads(row.summary) or {}).get("owner") if row.summary else None
+        except (ValueError, AttributeError):
+            owner = None
+        if owner and is_dead(owner):
+            summary = {"owner": owner, "notes": ["the run's process ended without finishing it (killed or crashed)"]}
+            conn.execute(runs.update().where(runs.c.id == row.id, runs.c.status == "running").values(
+                status="crashed", finished_at=datetime.now(timezone.utc), summary=json.dumps(summary)))
+            crashed.append(int(row.id))
+    return crashed
 
 
 def finish_run(conn: Connection, run_id: int, status: str, summary: dict[str, Any]) -> None:
@@ -181,6 +204,24 @@ def put_mailbox_health(conn: Connection, health: MailboxHealth) -> None:
     conn.execute(statement)
 
 
+# Failures that say nothing about one mailbox: the server, the network, the credentials, the
+# destination or this worker are at fault, and every mailbox would fail the same way. They never
+# count toward disabling a mailbox (a 15-minute outage must not disable every mailbox); the run fails
+# with the reason instead (docs/operations.md: alert on it). server_rejected_request is per request,
+# so it stays mailbox-level.
+INTEGRATION_WIDE_REASONS = frozenset({
+    "invalid_exchange_credentials",
+    "server_unavailable",
+    "tls_error",
+    "invalid_tls_config",
+    "secret_unavailable",
+    "state_unavailable",
+    "destination_unauthorized",
+    "destination_unavailable",
+    "server_limit_missing",
+})
+
+
 def record_mailbox_outcome(
     conn: Connection, integration: str, mailbox: str, failure_reason: str | None, disable_after: int
 ) -> MailboxHealth:
@@ -193,6 +234,8 @@ def record_mailbox_outcome(
     """
     now = datetime.now(timezone.utc)
     current = get_mailbox_health(conn, integration, mailbox) or MailboxHealth(integration=integration, mailbox=mailbox)
+    if failure_reason in INTEGRATION_WIDE_REASONS:
+        return current  # neither a failure of this mailbox nor a success: the streak stays as it was
     if failure_reason is None:
         streak, reason = 0, None
     elif current.failure_reason == failure_reason:
