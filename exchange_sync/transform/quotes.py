@@ -123,8 +123,6 @@ _SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 _QUOTED_LINE_RE = re.compile(r"^\s*>")
 # ">>> Read the full story <<<" is content, not quoting.
 _ARROW_LINE_RE = re.compile(r"^\s*(>+)\s.*\S\s*?(<+)\s*$")
-# The tail of an address wrapped off an attribution ("... skrev Ann <ann@example.com\n>:") is no quote.
-_ADDRESS_TAIL_RE = re.compile(r"^\s*>\s*[:：]\s*$")
 _ATTRIBUTION_MAX_CHARS = 300
 _MAX_ATTRIBUTION_LINES = 3
 
@@ -163,8 +161,13 @@ def _is_header_block(lines: list[str], index: int) -> bool:
 
 def is_quoted_line(line: str) -> bool:
     """A ``>``-quoted line; ``>>> content <<<`` (arrows around content) is not quoting."""
-    if not _QUOTED_LINE_RE.match(line) or _ADDRESS_TAIL_RE.match(line):
+    stripped = line.lstrip()
+    if not stripped.startswith(">"):
         return False
+    if stripped[1:].strip() in (":", "："):
+        return False  # the tail of a wrapped address ("... <ann@example.com\n>:")
+    if not stripped.endswith("<") and not stripped.rstrip().endswith("<"):
+        return True
     arrows = _ARROW_LINE_RE.match(line)
     return not (arrows and (len(arrows.group(2)) >= 2 or len(arrows.group(2)) == len(arrows.group(1))))
 
@@ -225,11 +228,13 @@ def _attribution_ending(lines: list[str], end: int, *, quoted_next: bool = False
     last = lines[end].strip()
     if not last or len(last) > _ATTRIBUTION_MAX_CHARS or is_quoted_line(last):
         return None
-    if _dashed_attribution(last):
-        return end
-    colon = bool(_COLON_END_RE.search(last))
-    if not colon and not _WROTE_END_RE.search(last[-40:]):
-        return None
+    colon = last[-1] in ":："
+    if not colon:
+        # Cheap tests first: this runs on every line of every message.
+        if last[0] in "-=_~*":
+            return end if _dashed_attribution(last) else None
+        if "@" not in last or not _KEYWORD_START_RE.match(last) or not _WROTE_END_RE.search(last[-40:]):
+            return None
     if not quoted_next:
         after = _next_nonblank(lines, end + 1)
         quoted_next = after is not None and is_quoted_line(lines[after])
@@ -307,8 +312,6 @@ def _marker(lines: list[str], index: int) -> tuple[int, int, str] | None:
 
 def _unmarked_after_footer(lines: list[str], index: int) -> int | None:
     """``Sent from my iPhone`` followed by the original message with no marker: where that message starts."""
-    if not is_mobile_footer(lines[index]):
-        return None
     after = _next_nonblank(lines, index + 1)
     if after is None or is_quoted_line(lines[after]):
         return None
@@ -325,16 +328,21 @@ def _unmarked_after_footer(lines: list[str], index: int) -> int | None:
 
 
 def _quote_start(lines: list[str]) -> tuple[int, int, str] | None:
+    found = None
     for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        found = _marker(lines, index)
-        if found is not None:
-            return found
-        unmarked = _unmarked_after_footer(lines, index)
-        if unmarked is not None:
-            return unmarked, unmarked - 1, "unmarked"
-    return None
+        if line.strip():
+            found = _marker(lines, index)
+            if found is not None:
+                break
+    # "Sent from my iPhone" above the original message with no marker at all (only the new text is
+    # searched: the footer must come before any marker).
+    limit = found[0] if found is not None else len(lines)
+    for index in range(limit):
+        if len(lines[index]) <= 120 and is_mobile_footer(lines[index]):
+            unmarked = _unmarked_after_footer(lines, index)
+            if unmarked is not None:
+                return unmarked, unmarked - 1, "unmarked"
+    return found
 
 
 def first_marker_line(text: str) -> int | None:
