@@ -271,10 +271,12 @@ class GraphApi:
             if _PREFER_PAGE.search(req.headers.get("prefer", "")):
                 # The page size follows the request's Prefer header; the token keeps $select.
                 token = DeltaToken(token.mailbox, token.folder, token.seq, page_size(req.headers, 10),
-                                   token.select, token.generation, token.initial)
+                                   token.select, token.generation, token.initial, token.cursor)
         else:
             select = ",".join(parse_select(req.query.get("$select"), MESSAGE_PROPS, DEFAULT_MESSAGE_PROPS))
-            token = DeltaToken(mbx.index, folder.num, 0, page_size(req.headers, 10), select, self.store.generation, True)
+            # The first round: the folder's contents as of now (newest first), then the changes since.
+            token = DeltaToken(mbx.index, folder.num, mbx.seq, page_size(req.headers, 10), select, self.store.generation,
+                               True, "*")
         changes, nxt, done = self.store.delta_page(folder, token)
         select_list = token.select.split(",")
         values: list[dict[str, Any]] = []

@@ -8,8 +8,11 @@ copied). What differs in Graph is identity and the shape of changes:
   re-attaches the *same* item: the old folder's change log gets a delete (Graph reports ``@removed``)
   and the new folder's log a create (Graph reports the message as new there).
 - Ids are URL-safe (they appear in URL paths): ``base64url("M:<mailbox>:<item>")`` without padding.
-- Delta tokens carry (mailbox, folder, change sequence, page size, $select, generation) and a checksum;
-  ``expire_states`` bumps the generation so every older token answers 410 Gone (state not found).
+- Delta tokens carry (mailbox, folder, change sequence, page size, $select, generation, initial-round
+  cursor) and a checksum; ``expire_states`` bumps the generation so every older token answers 410 Gone.
+- The first round lists the folder's contents newest first (by receivedDateTime), then what changed
+  since the round began: the mailbox's own initial sync order, as the EWS test server's first
+  SyncFolderItems (Graph documents no order for delta without ``$orderby``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import base64
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
 from ews_testserver.loaders import load_mailboxes  # noqa: F401 - the --mailbox specs, as ews-server loads them
 from ews_testserver.mailstore import Folder, Item, Mailbox, MailStore
@@ -64,10 +67,13 @@ class DeltaToken:
     select: str
     generation: int
     initial: bool  # still in the first enumeration round (skip tokens of a fresh delta)
+    # First round: "*" (contents not listed yet) or "<received micros>.<item num>" of the last one listed;
+    # "" once the contents are listed (``seq`` is then the change sequence reached).
+    cursor: str = ""
 
     def encode(self) -> str:
         body = json.dumps([self.mailbox, self.folder, self.seq, self.page_size, self.select, self.generation,
-                           int(self.initial)], separators=(",", ":"))
+                           int(self.initial), self.cursor], separators=(",", ":"))
         return b64url(f"{body}|{zlib.crc32(body.encode()):08x}")
 
     @classmethod
@@ -76,8 +82,8 @@ class DeltaToken:
             body, crc = unb64url(token).rsplit("|", 1)
             if int(crc, 16) != zlib.crc32(body.encode()):
                 raise ValueError("checksum")
-            m, f, s, n, sel, gen, initial = json.loads(body)
-            return cls(int(m), int(f), int(s), int(n), str(sel), int(gen), bool(initial))
+            m, f, s, n, sel, gen, initial, *rest = json.loads(body)
+            return cls(int(m), int(f), int(s), int(n), str(sel), int(gen), bool(initial), str(rest[0]) if rest else "")
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise GraphStoreError(400, "BadRequest", "The delta or skip token is malformed.") from exc
 
@@ -165,9 +171,18 @@ class GraphStore:
                                   "The sync state generation is not found. Restart the delta query without a token.")
         if token.mailbox != folder.mailbox.index or token.folder != folder.num or token.seq > folder.mailbox.seq:
             raise GraphStoreError(410, "SyncStateNotFound", "The sync state is not valid for this folder.")
+        listed: list[Item] = []
         with self.mail.lock:
-            changes, new_seq, done = folder.changes_since(token.seq, token.page_size)
-        out: list[tuple[str, Item | int]] = []
+            if token.cursor:
+                cursor = None if token.cursor == "*" else _parse_cursor(token.cursor)
+                listed, cursor = folder.initial_page(token.seq, cursor, token.page_size)
+                if cursor is not None:
+                    nxt = replace(token, cursor=_format_cursor(cursor))
+                    return [("upsert", it) for it in listed], nxt, False
+                changes, new_seq, done = folder.changes_since(token.seq, token.page_size - len(listed))
+            else:
+                changes, new_seq, done = folder.changes_since(token.seq, token.page_size)
+        out: list[tuple[str, Item | int]] = [("upsert", it) for it in listed]
         for kind, obj, _is_read in changes:
             if kind == "delete":
                 assert isinstance(obj, int)
@@ -177,12 +192,21 @@ class GraphStore:
             else:
                 assert isinstance(obj, Item)
                 out.append(("upsert", obj))  # Graph does not say create vs update (read flags included)
-        nxt = DeltaToken(token.mailbox, token.folder, new_seq, token.page_size, token.select, token.generation,
-                         token.initial and not done)
+        nxt = replace(token, seq=new_seq, initial=token.initial and not done, cursor="")
         return out, nxt, done
 
     def removed_id(self, mbx: Mailbox, num: int) -> str:
         return b64url(f"M:{mbx.index}:{num}")
+
+
+def _parse_cursor(text: str) -> tuple[datetime, int]:
+    micros, num = text.split(".")
+    return datetime.fromtimestamp(int(micros) / 1_000_000, timezone.utc), int(num)
+
+
+def _format_cursor(cursor: tuple[datetime, int]) -> str:
+    when, num = cursor
+    return f"{int(when.timestamp() * 1_000_000)}.{num}"
 
 
 def _ancestors(folder: Folder, mbx: Mailbox) -> Iterator[Folder]:
