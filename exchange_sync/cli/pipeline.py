@@ -186,9 +186,11 @@ def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailbox
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     configure_prefect_defaults()
     from flows.sync_integration import RunFailed, sync_integration
+    from exchange_sync.prefect_env import watch_temporary_server
     from exchange_sync.store import SqlStore
     from exchange_sync.store.engine import StateUnavailable
 
+    watch_temporary_server()  # a kill -9 of this command must not leave Prefect's temporary server running
     if not debug:
         _quiet_console_tracebacks()
     with _progress_bar(enabled=interactive):

@@ -1,0 +1,98 @@
+"""`kill -9` of `exchange-sync run` without a Prefect server configured: Prefect's temporary API server
+dies with it (prefect_env.watch_temporary_server), and the next run marks the killed run `crashed`
+instead of leaving it `running` in `status` forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exchange_sync.prefect_env import SERVER_MARKER
+from exchange_sync.store import SqlStore
+
+from .conftest import PASSWORD_ENV, make_config
+
+pytestmark = [pytest.mark.timeout(600),
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the watchdog reads /proc")]
+
+
+def temporary_servers(parent: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == parent and SERVER_MARKER.encode() in cmdline:
+            found.append(int(name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purpose
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def test_killed_run_takes_its_temporary_server_along_and_is_marked_crashed(ews, password, tmp_path):
+    srv = ews(["ap@example.com=generate:40"])
+    data = make_config(srv, tmp_path, ["ap@example.com"], batch_size=5)
+    config = tmp_path / "killed.yaml"
+    config.write_text(yaml.safe_dump(data))
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), PASSWORD_ENV: password,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
+    proc = subprocess.Popen([sys.executable, "-m", "exchange_sync", "run", str(config), "--json"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        state = SqlStore(data["state"]["url"])
+        servers: list[int] = []
+        deadline = time.monotonic() + 300
+        # Wait until the run is under way (recorded as running) with its temporary server up.
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            servers = servers or temporary_servers(proc.pid)
+            runs = state.list_runs("e2e", limit=1)
+            if servers and runs and runs[0].status == "running":
+                break
+            time.sleep(0.2)
+        assert servers, "no temporary Prefect server was started"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in servers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(alive(pid) for pid in servers), "the temporary Prefect server outlived its command"
+        assert state.list_runs("e2e", limit=1)[0].status == "running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in temporary_servers(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+    # The next run (a fresh process, its own temporary server) marks the killed run crashed.
+    again = subprocess.run([sys.executable, "-m", "exchange_sync", "run", str(config), "--json"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0, again.stderr[-3000:]
+    runs = state.list_runs("e2e", limit=2)
+    assert [r.status for r in runs] == ["completed", "crashed"]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["mailboxes"][0]["status"] == "ok"
+    status = subprocess.run([sys.executable, "-m", "exchange_sync", "status", str(config), "--json"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert [r["status"] for r in json.loads(status.stdout)["runs"][:2]] == ["completed", "crashed"]
