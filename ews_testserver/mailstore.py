@@ -172,6 +172,18 @@ WELL_KNOWN = (
     ("notes", "Notes", "IPF.StickyNote", "Folder"),
 )
 _DISPLAY_TO_DISTINGUISHED = {name.lower(): dist for dist, name, _c, _t in WELL_KNOWN}
+# Default folders an Exchange 2013+ mailbox has and can address by DistinguishedFolderId (ids added
+# in Exchange 2013): (distinguished id, display name, folder class, parent's distinguished id).
+# Only the EWS server of a 2013-or-later profile creates them (``MailStore(extra_folders=...)``).
+WELL_KNOWN_2013 = (
+    ("syncissues", "Sync Issues", "IPF.Note", "msgfolderroot"),
+    ("conflicts", "Conflicts", "IPF.Note", "syncissues"),
+    ("localfailures", "Local Failures", "IPF.Note", "syncissues"),
+    ("serverfailures", "Server Failures", "IPF.Note", "syncissues"),
+    ("conversationhistory", "Conversation History", "IPF.Note", "msgfolderroot"),
+)
+# Exchange Online mailboxes also have the one-click Archive folder, DistinguishedFolderId "archive".
+WELL_KNOWN_ONLINE = (("archive", "Archive", "IPF.Note", "msgfolderroot"),)
 
 
 class Folder:
@@ -334,7 +346,7 @@ class Folder:
 
 
 class Mailbox:
-    def __init__(self, address: str, index: int) -> None:
+    def __init__(self, address: str, index: int, extra_folders: tuple[tuple[str, str, str, str], ...] = ()) -> None:
         self.address = address
         self.index = index
         self.seq = 0  # change-log sequence shared by all folders of this mailbox
@@ -347,6 +359,8 @@ class Mailbox:
         self.distinguished: dict[str, Folder] = {"root": self.root, "msgfolderroot": self.msg_root}
         for dist, name, cls, tag in WELL_KNOWN[1:]:
             self.distinguished[dist] = self._new_folder(name, self.msg_root, cls, tag, dist)
+        for dist, name, cls, parent in extra_folders:
+            self.distinguished[dist] = self._new_folder(name, self.distinguished[parent], cls, "Folder", dist)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -390,8 +404,11 @@ class Mailbox:
 class MailStore:
     """All mailboxes of one server. One lock: every operation is short and in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_folders: tuple[tuple[str, str, str, str], ...] = ()) -> None:
+        """``extra_folders``: default folders beyond WELL_KNOWN every mailbox gets (WELL_KNOWN_2013,
+        WELL_KNOWN_ONLINE: the EWS server adds them by its Exchange version)."""
         self.lock = threading.RLock()
+        self.extra_folders = extra_folders
         self.mailboxes: dict[str, Mailbox] = {}
         self._by_index: dict[int, Mailbox] = {}
         self._next_mailbox = 1
@@ -403,7 +420,7 @@ class MailStore:
             key = address.lower()
             if key in self.mailboxes:
                 return self.mailboxes[key]
-            mbx = Mailbox(address, self._next_mailbox)
+            mbx = Mailbox(address, self._next_mailbox, self.extra_folders)
             self._next_mailbox += 1
             self.mailboxes[key] = mbx
             self._by_index[mbx.index] = mbx

@@ -30,7 +30,7 @@ from .common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedSe
 from .common.server import now_iso as _now
 from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
 from .faults import FaultPlan
-from .mailstore import MailStore
+from .mailstore import WELL_KNOWN_2013, WELL_KNOWN_ONLINE, MailStore
 from .operations import WRITE_OPERATIONS, Context, dispatch
 
 log = logging.getLogger("ews_testserver")
@@ -65,7 +65,11 @@ class ServerState(RequestLog):
         self.profile = schema.profile(config.exchange_version)
         self.server_version = self.profile.server_version_info()
         self.schema = schema.compiled(self.profile.name)  # compiled once, at start
-        self.store = MailStore()
+        # Exchange 2013 and later mailboxes have Sync Issues (Conflicts, Local Failures, Server
+        # Failures) and Conversation History, addressable by their 2013 DistinguishedFolderIds.
+        # Online mailboxes also have the Archive folder ("archive").
+        extra = (WELL_KNOWN_2013 if self.profile.rank >= 1 else ()) + (WELL_KNOWN_ONLINE if self.profile.name == "Online" else ())
+        self.store = MailStore(extra_folders=extra)
         self.accounts = AccountRegistry()
         self.faults = FaultPlan()
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
