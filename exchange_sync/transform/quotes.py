@@ -122,7 +122,7 @@ _PLAIN_START_RE = re.compile(
 _SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 _QUOTED_LINE_RE = re.compile(r"^\s*>")
 # ">>> Read the full story <<<" is content, not quoting.
-_ARROW_LINE_RE = re.compile(r"^\s*(>+)\s.*\S\s*?(<+)\s*$")
+_ARROW_LINE_RE = re.compile(r"^\s*(>+)\s+\S.*\s(<+)\s*$")
 _ATTRIBUTION_MAX_CHARS = 300
 _MAX_ATTRIBUTION_LINES = 3
 

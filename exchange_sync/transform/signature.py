@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 _MOBILE_RE = re.compile(
     r"^\s*(?:"
-    r"sent (?:\w+ ){0,2}from (?:my |the )?.{0,40}|sent via .{0,40}|sent using .{0,40}|sent with .{0,40}"
+    r"sent (?:\w+ ){0,2}from (?:my |the )?(?:.{0,40}|[^,;:!?]{0,70})|sent via .{0,40}|sent using .{0,40}|sent with .{0,40}"
     r"|sent on the go|get outlook for .{0,30}|download outlook for .{0,30}|obtenir outlook pour .{0,30}"
     r"|outlook für .{0,20} herunterladen|outlook voor .{0,20} downloaden|descargar outlook para .{0,20}"
     r"|von meinem .{0,40} gesendet|gesendet von meinem .{0,40}|gesendet von .{0,30}|gesendet mit .{0,30}"
