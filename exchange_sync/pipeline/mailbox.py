@@ -70,6 +70,7 @@ class MailboxReport:
     missing: int = 0
     deletes: int = 0
     rejected: int = 0
+    cleaning_fallbacks: int = 0  # comments whose body the transform's safety net kept (string:Cleaning)
 
     def row(self) -> dict:
         return {
@@ -85,6 +86,7 @@ class MailboxReport:
             "units": self.counts.units,
             "deleted": self.deletes,
             "rejected": self.rejected,
+            "cleaning_fallbacks": self.cleaning_fallbacks,
             "errors": self.error or "",
         }
 
@@ -104,6 +106,7 @@ def _add(report: MailboxReport, folder_report: FolderReport, page: ExtractedPage
     report.missing += page.missing
     report.deletes += len(page.deletes)
     report.rejected += result.rejected
+    report.cleaning_fallbacks += getattr(result, "cleaning_fallbacks", 0)
     folder_report.pages += 1
     folder_report.items += page.items
     folder_report.deletes += len(page.deletes)

@@ -51,6 +51,8 @@ class RunReport:
             "totals": {**self.totals.model_dump(), "units": self.totals.units},
             "items": sum(m.items for m in self.mailboxes),
             "rejected": sum(m.rejected for m in self.mailboxes),
+            # Bodies the cleaning safety net kept (quote/signature cuts would have left nothing).
+            "cleaning_fallbacks": sum(m.cleaning_fallbacks for m in self.mailboxes),
             "mailboxes": [m.row() for m in self.mailboxes],
             "notes": list(self.notes),
         }
@@ -69,6 +71,10 @@ def render_markdown(report: RunReport) -> str:
         "| mailbox | status | folders | items | new | updated | text changed | unchanged | units | deleted | rejected | reason |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    fallbacks = sum(m.cleaning_fallbacks for m in report.mailboxes)
+    if fallbacks:
+        lines.insert(3, f"{fallbacks} comments kept their text through the cleaning safety net "
+                        "(`string:Cleaning` = `fallback`: the quote/signature cuts would have left an empty body).\n")
     for i, note in enumerate(report.notes):
         lines.insert(3 + i, f"> **{note}**\n")
     for m in report.mailboxes:

@@ -49,6 +49,7 @@ class TransformedBatch:
 class LoadResult:
     counts: SyncCounts
     rejected: int
+    cleaning_fallbacks: int = 0  # comments the transform's safety net kept (string:Cleaning = fallback)
 
 
 def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, session, folder) -> tuple[str | None, int, int]:
@@ -176,4 +177,5 @@ def load_batch(
     crashpoint("before_load")
     counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date())
     crashpoint("after_load")
-    return LoadResult(counts=counts, rejected=len(batch.rejections) if batch else 0)
+    fallbacks = sum(1 for c in comments if (c.get("user_properties") or {}).get("string:Cleaning") == "fallback")
+    return LoadResult(counts=counts, rejected=len(batch.rejections) if batch else 0, cleaning_fallbacks=fallbacks)
