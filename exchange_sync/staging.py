@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pyarrow as pa
@@ -59,6 +59,58 @@ _BATCH_NAME_RE = re.compile(r"^\.?(\d{8}T\d{12}Z)-\d+-[0-9a-f]+\.(?:parquet|comm
 _PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": False, "write_statistics": False}
 
 
+def _slices(parquet: pq.ParquetFile, rows: int) -> Iterator[pa.Table]:
+    # Row group by row group (iter_batches would coalesce small row groups of large mail into one batch).
+    for index in range(parquet.num_row_groups):
+        group = parquet.read_row_group(index)
+        for offset in range(0, group.num_rows, rows):
+            yield group.slice(offset, rows).cast(STAGED_SCHEMA)
+        del group
+
+
+class BatchWriter:
+    """``Staging.open_batch``: write parts, then the file appears under its final name (or not at all)."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, tmp: str, final: str) -> None:
+        self.fs, self.tmp, self.path = fs, tmp, final
+        self.rows = 0
+        self._fh: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        table = table.cast(STAGED_SCHEMA) if table.schema != STAGED_SCHEMA else table
+        if self._writer is None:
+            sink: Any = self.tmp
+            if not _is_local(self.fs):
+                sink = self._fh = self.fs.open(self.tmp, "wb")
+            self._writer = pq.ParquetWriter(sink, STAGED_SCHEMA, **_PARQUET_OPTIONS)
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.rows += table.num_rows
+
+    def _close(self) -> bool:
+        written = self._writer is not None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        return written
+
+    def __enter__(self) -> "BatchWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        written = self._close()
+        if exc_type is None and written:
+            self.fs.mv(self.tmp, self.path)
+            return
+        if written and self.fs.exists(self.tmp):
+            self.fs.rm(self.tmp)
+        if exc_type is None:  # nothing was written: there is no file
+            self.path = ""
+
+
 def folder_key(folder_id: str) -> str:
     return hashlib.sha256(folder_id.encode("utf-8")).hexdigest()[:16]
 
@@ -87,6 +139,13 @@ class Staging:
 
     def write(self, table: pa.Table, integration: str, mailbox: str, folder_id: str) -> str:
         """Write one batch atomically; returns its path (in the filesystem's own form)."""
+        with self.open_batch(integration, mailbox, folder_id) as batch:
+            batch.write(table)
+        return batch.path
+
+    def open_batch(self, integration: str, mailbox: str, folder_id: str) -> "BatchWriter":
+        """A batch written in parts (one Parquet row group each), renamed into place when the ``with``
+        block ends without an error: a large page is staged without holding all its mail in memory."""
         fs, _ = self._fs()
         directory = self.folder_dir(integration, mailbox, folder_id)
         fs.makedirs(directory, exist_ok=True)
@@ -94,12 +153,17 @@ class Staging:
             seq = next(_counter)
         stamp = datetime.now(timezone.utc).strftime(BATCH_STAMP_FORMAT)
         name = f"{stamp}-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet"
-        final = f"{directory}/{name}"
-        tmp = f"{directory}/.{name}.tmp"
-        table = table.cast(STAGED_SCHEMA) if table.schema != STAGED_SCHEMA else table
-        self.write_table(table, tmp)
-        fs.mv(tmp, final)
-        return final
+        return BatchWriter(fs, f"{directory}/.{name}.tmp", f"{directory}/{name}")
+
+    def iter_batch(self, path: str, rows: int) -> Iterator[pa.Table]:
+        """A staged batch ``rows`` at a time (one row group in memory at most, not the whole file)."""
+        fs, _ = self._fs()
+        if _is_local(fs):
+            source: Any = pq.ParquetFile(path)
+            yield from _slices(source, rows)
+            return
+        with fs.open(path, "rb") as fh:
+            yield from _slices(pq.ParquetFile(fh), rows)
 
     def read(self, path: str) -> "pd.DataFrame":
         return self.read_batch(path).to_pandas()

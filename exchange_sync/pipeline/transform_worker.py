@@ -34,11 +34,19 @@ def comments_path_for(staged_path: str) -> str:
     return staged_path.removesuffix(".parquet") + ".comments"
 
 
+# Rows of a staged batch in memory at once in a worker (a page of large mail is never read whole).
+TRANSFORM_ROWS = 16
+
+
 def transform_staged(staging: Staging, staged_path: str) -> TransformOutput:
     """Staged Parquet -> comments written next to it (Parquet of API JSON, one row per comment)."""
     from exchange_sync.transform import transform_table
 
-    comments, rejections = transform_table(staging.read_batch(staged_path))
+    comments, rejections = [], []
+    for part in staging.iter_batch(staged_path, TRANSFORM_ROWS):
+        done, refused = transform_table(part)
+        comments += done
+        rejections += refused
     if not comments:
         return TransformOutput(comments_path=None, comments=0, rejections=rejections)
     out = comments_path_for(staged_path)

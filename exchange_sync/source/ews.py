@@ -35,7 +35,7 @@ from ..config import EwsConnection, IntegrationConfig
 from . import redact
 from .errors import MailboxAccessDenied, ServerRejectedRequest, SourceError, map_exception
 from .folders import WELL_KNOWN_2007, RawFolder, build_folder_infos, select_mail_folders, well_known_for
-from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage
+from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage, size_chunks
 from .protocol import BoundedFaultTolerance, make_protocol_class, new_protocol
 from .retry import call_with_retry
 from .services import (
@@ -60,6 +60,9 @@ REF_FIELDS = ("item:DateTimeReceived", "message:InternetMessageId", "item:Size",
 FETCH_FIELDS = ("item:MimeContent",) + REF_FIELDS
 FOLDER_FIELDS = ("folder:DisplayName", "folder:FolderClass", "folder:ParentFolderId", "folder:TotalCount")
 FIND_FOLDER_PAGE = 500
+# A GetItem answer carries its items' MIME base64-encoded (4/3 of Size) and is parsed whole: requests are
+# cut at this many bytes of the sizes SyncFolderItems/FindItem reported, whatever fetch_chunk_size says.
+GETITEM_MAX_BYTES = 8 * 1024 * 1024
 
 
 class SourceConfigError(SourceError):
@@ -422,9 +425,10 @@ class MailboxSession:
 
     # ---- fetch ---------------------------------------------------------------------------------
     def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, *, chunk_size: int | None = None) -> FetchResult:
-        """GetItem (MimeContent + cheap fields) for ``refs`` in chunks, up to max_connections chunks in flight."""
+        """GetItem (MimeContent + cheap fields) for ``refs`` in chunks (at most ``chunk_size`` items and
+        GETITEM_MAX_BYTES of reported size each), up to max_connections chunks in flight."""
         size = chunk_size or self.source.fetch_chunk_size
-        chunks = [list(refs[i : i + size]) for i in range(0, len(refs), size)]
+        chunks = list(size_chunks(refs, size, GETITEM_MAX_BYTES))
         if not chunks:
             return FetchResult(STAGED_SCHEMA.empty_table())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -61,3 +62,19 @@ class FetchResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+
+
+def size_chunks(refs: Sequence[ItemRef], max_items: int, max_bytes: int) -> Iterator[list[ItemRef]]:
+    """``refs`` in order, cut at ``max_items`` or at ``max_bytes`` of the sizes the server reported
+    (an item larger than ``max_bytes`` goes alone; an item without a size counts as 0)."""
+    chunk: list[ItemRef] = []
+    total = 0
+    for ref in refs:
+        size = ref.size or 0
+        if chunk and (len(chunk) >= max_items or total + size > max_bytes):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(ref)
+        total += size
+    if chunk:
+        yield chunk
