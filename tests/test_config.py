@@ -120,3 +120,100 @@ def test_folder_paths_are_normalised(example: dict) -> None:
     example["mailboxes"][0]["folder_allowlist"] = [" Inbox / Suppliers/ ", "Archive\\2024"]
     cfg = parse_config(example)
     assert cfg.mailboxes[0].folder_allowlist == ["Inbox/Suppliers", "Archive/2024"]
+
+
+# --- database passwords as secret references; cleartext http refused (issue #17) ---------------------
+
+PG = "postgresql+psycopg://sync@db.acme.com/state"
+
+
+@pytest.mark.parametrize("section", ["state", "destination"])
+def test_literal_password_in_a_database_url_is_refused(example: dict, section: str) -> None:
+    example[section] = {"url": "postgresql+psycopg://sync:hunter2-literal@db.acme.com/x"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(example)
+    assert f"{section}.url: a password in the database URL is not allowed" in str(err.value)
+    assert "hunter2-literal" not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "mysql://u@h/db"])
+def test_database_url_must_be_sqlite_or_postgresql(example: dict, url: str) -> None:
+    example["state"] = {"url": url}
+    with pytest.raises(ConfigError, match="state.url"):
+        parse_config(example)
+
+
+def test_database_password_from_a_secret_reference(example: dict, monkeypatch) -> None:
+    from exchange_sync.store.engine import create_store_engine
+
+    example["state"] = {"url": PG, "password": {"env": "EXSYNC_PG_PW"}}
+    example["destination"] = {"kind": "store", "url": PG.replace("/state", "/comments"),
+                              "password": {"secret_block": "acme-pg"}}
+    cfg = parse_config(example)
+    assert cfg.state.url == PG and cfg.state.url.password_ref == SecretRef(env="EXSYNC_PG_PW")
+    # The parameters Prefect stores and shows hold the reference, never a value; a round trip keeps it.
+    dumped = cfg.model_dump(mode="json")
+    assert dumped["state"] == {"url": PG, "password": {"env": "EXSYNC_PG_PW", "secret_block": None}}
+    again = parse_config(dumped)
+    assert again.state.url.password_ref == SecretRef(env="EXSYNC_PG_PW")
+    # The engine resolves it when it is created, into its URL object only.
+    monkeypatch.setenv("EXSYNC_PG_PW", "s3cret-pg-value")
+    engine = create_store_engine(cfg.state.url, create_tables=False)
+    try:
+        assert engine.url.password == "s3cret-pg-value" and "s3cret" not in repr(engine.url)
+    finally:
+        engine.dispose()
+    monkeypatch.delenv("EXSYNC_PG_PW")
+    with pytest.raises(SecretResolutionError):
+        create_store_engine(cfg.state.url, create_tables=False)
+
+
+def test_password_only_for_postgresql(example: dict) -> None:
+    example["state"] = {"url": "sqlite:///./s.db", "password": {"env": "X"}}
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        parse_config(example)
+
+
+@pytest.mark.parametrize("auth", ["basic", "ntlm"])
+def test_cleartext_exchange_url_needs_allow_insecure_http(example: dict, auth: str) -> None:
+    example["connection"]["server_url"] = "http://mail.acme.com/EWS/Exchange.asmx"
+    example["connection"]["auth"] = auth
+    del example["connection"]["tls"]
+    with pytest.raises(ConfigError, match="allow_insecure_http"):
+        parse_config(example)
+    example["connection"]["allow_insecure_http"] = True
+    assert parse_config(example).connection.server_url.startswith("http://")
+    # Loopback (a local proxy, the test server) is not the network.
+    example["connection"]["allow_insecure_http"] = False
+    example["connection"]["server_url"] = "http://127.0.0.1:8080/EWS/Exchange.asmx"
+    parse_config(example)
+
+
+def test_cleartext_reinfer_url_needs_allow_insecure_http(example: dict) -> None:
+    example["destination"] = {"kind": "reinfer", "url": "http://reinfer.acme.com/api", "project": "p",
+                              "source": "s", "token": {"env": "REINFER_TOKEN"}}
+    with pytest.raises(ConfigError, match="destination: .*allow_insecure_http"):
+        parse_config(example)
+    example["destination"]["allow_insecure_http"] = True
+    parse_config(example)
+
+
+def test_config_file_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(ISSUE_EXAMPLE.encode() + "# Gr\xfc\xdfe\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_check_runnable_names_each_problem(example: dict, monkeypatch) -> None:
+    from exchange_sync.config import check_runnable
+
+    monkeypatch.delenv("EXCHANGE_PASSWORD", raising=False)
+    example["connection"]["tls"] = {"ca_bundle": "/nonexistent/ca.pem", "ciphers": "NOT-A-CIPHER"}
+    with pytest.raises(ConfigError) as err:
+        check_runnable(parse_config(example))
+    message = str(err.value)
+    assert "\n" not in message
+    for fragment in ("connection.password: environment variable EXCHANGE_PASSWORD", "connection.tls.ca_bundle",
+                     "connection.tls.ciphers"):
+        assert fragment in message

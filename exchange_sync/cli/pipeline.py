@@ -120,20 +120,25 @@ def _print_report(summary: dict, as_json: bool) -> None:
         typer.echo(json.dumps(summary, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{summary['mode']} run of {summary['integration']}")
+    table = Table(title=escape(f"{summary['mode']} run of {summary['integration']}"))
     for col in ("mailbox", "status", "folders", "items", "new", "updated", "text_changed", "unchanged", "units",
                 "deleted", "rejected", "reason"):
         table.add_column(col, justify="right" if col not in ("mailbox", "status", "reason") else "left")
     for row in summary["mailboxes"]:
-        table.add_row(*(str(row[c]) for c in ("mailbox", "status", "folders", "items", "new", "updated",
-                                              "text_changed", "unchanged", "units", "deleted", "rejected")),
-                      (row["reason"] + (": " + row["errors"] if row["errors"] else "")).strip())
+        # Server strings (error texts, names) are text, never rich markup (a "[link=...]" in a folder
+        # name or an error message would become a clickable terminal link).
+        table.add_row(*(escape(str(row[c])) for c in ("mailbox", "status", "folders", "items", "new", "updated",
+                                                      "text_changed", "unchanged", "units", "deleted", "rejected")),
+                      escape((row["reason"] + (": " + row["errors"] if row["errors"] else "")).strip()))
     # Not a terminal (a pipe, a log file): don't squeeze the table into 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
     console.print(table)
     t = summary["totals"]
+    for note in summary.get("notes") or []:
+        console.print(escape(f"note: {note}"), soft_wrap=True)
     console.print(f"total: {t['new']} new, {t['updated_properties_only']} updated, {t['updated_text_changed']} "
                   f"text changed, {t['unchanged']} unchanged, {t['units']} units")
 
@@ -322,16 +327,18 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(status, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"integration {cfg.name}")
+    console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+    table = Table(title=escape(f"integration {cfg.name}"))
     for col in ("mailbox", "enabled", "status", "folder", "watermark", "last sync", "items", "error"):
         table.add_column(col)
     for mb in status["mailboxes"]:
         folders = mb["folders"] or [None]
         for i, f in enumerate(folders):
-            table.add_row(
+            # Folder names and error texts come from the server: shown as text, never as rich markup.
+            table.add_row(*map(escape, (
                 mb["mailbox"] if i == 0 else "",
                 ("yes" if mb["enabled"] else "no") if i == 0 else "",
                 (("disabled" if mb.get("disabled") else mb["status"]) or "never run") if i == 0 else "",
@@ -340,14 +347,14 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
                 str(f["last_synced_at"] or "") if f else "",
                 str(f["items_synced"]) if f else "",
                 ((mb.get("disabled_reason") or mb["reason"]) or "") if i == 0 else "",
-            )
+            )))
     console.print(table)
     for mb in status["mailboxes"]:
         if mb.get("disabled"):
-            console.print(f"disabled: {mb['mailbox']}: {mb['disabled_reason']} "
-                          f"(re-enable: exchange-sync enable {cfg.name} --mailbox {mb['mailbox']})", soft_wrap=True)
+            console.print(escape(f"disabled: {mb['mailbox']}: {mb['disabled_reason']} "
+                                 f"(re-enable: exchange-sync enable {cfg.name} --mailbox {mb['mailbox']})"), soft_wrap=True)
     for run in status["runs"]:
-        console.print(f"run {run['started_at']} {run['mode']} {run['status']}: {run['totals']}")
+        console.print(escape(f"run {run['started_at']} {run['mode']} {run['status']}: {run['totals']}"))
 
 
 @app.command("usage")
@@ -373,10 +380,12 @@ def usage_command(
     cols = ("day", "mailbox", "new", "updated_properties_only", "updated_text_changed", "unchanged", "units")
     for col in cols:
         table.add_column(col)
+    from rich.markup import escape
+
     for r in rows:
-        table.add_row(*(str(r.get(c, "")) for c in cols))
+        table.add_row(*(escape(str(r.get(c, ""))) for c in cols))
     table.add_row("total", "", *(str(sum(r.get(c, 0) for r in rows)) for c in cols[2:]))
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 def _comment_store(cfg):

@@ -154,3 +154,27 @@ def test_failed_run_prints_the_error_line_only(tmp_path: Path, prefect_api: str)
     # --debug shows the traceback.
     proc, _ = cli("run", str(path), "--json", "--debug", cwd=tmp_path, env={PW_ENV: "pw"}, prefect=prefect_api)
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_status_shows_server_strings_as_text_not_markup(ews, prefect_api, password, tmp_path: Path) -> None:
+    """A folder named with rich markup ("[link=...]", "[bold]", ":emoji:") is printed as it is, not turned
+    into a terminal hyperlink or style."""
+    from ews_testserver.testing import date_n, make_mime
+
+    from .conftest import PASSWORD_ENV, make_config
+
+    srv = ews(["ap@example.com=generate:2"])
+    hostile = "[link=mailto:x@evil.example]Click [bold red]x :thumbs_up:"  # no '/': the server's path separator
+    srv.create_folder("ap@example.com", f"Inbox/{hostile}")
+    srv.add_message("ap@example.com", make_mime("m", "<markup-1@acme.com>", date_n(3)), folder=f"Inbox/{hostile}")
+    path = write(tmp_path, make_config(srv, tmp_path, ["ap@example.com"]))
+    proc, _ = cli("run", str(path), "--json", cwd=tmp_path, env={PASSWORD_ENV: password}, prefect=prefect_api)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = {PASSWORD_ENV: password, "FORCE_COLOR": "1", "COLUMNS": "400"}  # as in a terminal: styles and links on
+    proc, _ = cli("status", str(path), cwd=tmp_path, env=env, prefect=prefect_api)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b]8;" not in proc.stdout  # no OSC 8 hyperlink escape sequence
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+    assert "Inbox/[link=mailto:x@evil.example]Click [bold red]x" in text and ":thumbs_up:" in text, text
