@@ -201,7 +201,7 @@ class GraphApi:
         fpath = f"{ctx.user}/mailFolders{odata_key(rest[0])}"
         if not tail:
             select = _select(req, FOLDER_PROPS, None)
-            context = f"{ctx.user}/mailFolders{_sel(select)}/$entity"
+            context = f"{ctx.user}/mailFolders{_sel(_asked(req))}/$entity"
             return Reply.json(200, {"@odata.context": ctx.context(context), **folder_json(folder, mbx, select)})
         if tail == ["childFolders"]:
             return self._folder_list(ctx, mbx, folder, f"{fpath}/childFolders")
@@ -224,7 +224,7 @@ class GraphApi:
         skip = int(req.query.get("$skip", "0"))
         page = children[skip: skip + top]
         select = _select(req, FOLDER_PROPS, None)
-        data: dict[str, Any] = {"@odata.context": ctx.context(f"{path}{_sel(select)}"),
+        data: dict[str, Any] = {"@odata.context": ctx.context(f"{path}{_sel(_asked(req))}"),
                                 "value": [folder_json(f, mbx, select) for f in page]}
         if skip + top < len(children):
             data["@odata.nextLink"] = ctx.link(path, {**req.query, "$skip": str(skip + top)})
