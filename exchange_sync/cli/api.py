@@ -96,9 +96,13 @@ def api_command(
     from exchange_sync.api import create_app
     from exchange_sync.store import SqlStore
 
+    from exchange_sync.store.engine import StateUnavailable
+
     try:
         sql_store = SqlStore(url)
-    except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL unreachable: one line, no traceback
+    except StateUnavailable as exc:  # e.g. PostgreSQL unreachable: one line, no traceback
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - anything else about opening it: one line too
         raise _fail(f"cannot open the store {_safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}") from None
     scheme = "https" if tls_cert else "http"
     if scheme == "http" and not is_loopback(host):

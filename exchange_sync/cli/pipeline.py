@@ -307,7 +307,8 @@ def replay_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonO
     from exchange_sync.pipeline.replay import replay
 
     cfg = _load(config)
-    result = replay(cfg, mailboxes=mailbox)
+    with _state_errors():
+        result = replay(cfg, mailboxes=mailbox)
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -368,8 +369,9 @@ def usage_command(
 
     cfg = _load(config)
     day = _parse_time(since, "since")
-    rows = [r if isinstance(r, dict) else r.model_dump() for r in
-            checkpoint_store(cfg).usage(cfg.name, since=day.date() if day else None)]
+    with _state_errors():
+        rows = [r if isinstance(r, dict) else r.model_dump() for r in
+                checkpoint_store(cfg).usage(cfg.name, since=day.date() if day else None)]
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -395,7 +397,8 @@ def _comment_store(cfg):
     if not isinstance(cfg.destination, StoreDestination):
         typer.echo("error: this integration loads into a remote destination; read comments there", err=True)
         raise typer.Exit(EXIT_CONFIG)
-    return SqlStore(cfg.destination.url), cfg.destination.source_key
+    with _state_errors():
+        return SqlStore(cfg.destination.url), cfg.destination.source_key
 
 
 @comments_app.command("list")

@@ -178,3 +178,11 @@ def test_status_shows_server_strings_as_text_not_markup(ews, prefect_api, passwo
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
     assert "Inbox/[link=mailto:x@evil.example]Click [bold red]x" in text and ":thumbs_up:" in text, text
+
+
+@pytest.mark.parametrize("command", [("status",), ("usage",), ("comments", "count"), ("replay",)])
+def test_unreachable_database_for_reading_commands(tmp_path: Path, command: tuple[str, ...]) -> None:
+    url = f"postgresql+psycopg://sync@127.0.0.1:{closed_port()}/state"
+    path = write(tmp_path, config(tmp_path, **{"state.url": url, "destination.url": url}))
+    proc, _ = cli(*command, str(path), cwd=tmp_path)
+    one_error_line(proc, 1, "state_unavailable")
