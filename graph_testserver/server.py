@@ -27,7 +27,7 @@ from ews_testserver.common.server import now_iso as _now
 
 from . import admin
 from . import csdl
-from .api import ERROR_JSON, GraphApi, Reply, Request, batch_body, error, operation_of, split_path
+from .api import GraphApi, Reply, Request, batch_body, error, operation_of, split_path
 from .auth import AuthRegistry, TokenError, parse_app
 from .faults import FaultPlan, FaultRule
 from .store import GraphStore, load_mailboxes
