@@ -312,9 +312,10 @@ class MailboxSession:
             try:
                 results = self._get_well_known([*core, *optional])
             except ServerRejectedRequest:
-                # The server refuses an id its version should know: never fail a mailbox for an optional one.
+                # Refused: the version we assumed was stale (the refusal told the real one), or the server
+                # refuses an id its version should know. Never fail a mailbox for an optional folder.
                 results = self._get_well_known(core)
-                results.update(self._get_optional(optional, together=False))
+                results.update(self._get_optional(self.source.optional_well_known(), together=False))
         else:
             results = self._get_well_known(core)
         root = results.pop("msgfolderroot")

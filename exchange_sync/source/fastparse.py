@@ -69,3 +69,8 @@ class FastParseMixin:
             return
         if reported.build is not None:
             self.protocol.reported_version = reported  # type: ignore[attr-defined]
+            # exchangelib keeps a version negotiated down from a configured one (ErrorInvalidServerVersion,
+            # then the next older RequestServerVersion) on the *account* only: every new MailboxSession
+            # would negotiate again, several refused requests before each real one on an older server.
+            if self.protocol.config.version != reported:  # type: ignore[attr-defined]
+                self.protocol.config.version = reported  # type: ignore[attr-defined]
