@@ -37,6 +37,7 @@ _SEPARATOR_WORDS = (
     r"|оригінальне повідомлення|оригинално съобщение|originali žinutė|oriģinālā ziņa|algne kiri|tin nhắn gốc"
     r"|missatge original|mensaxe orixinal|jatorrizko mezua|原始邮件|原始郵件|原邮件|元のメッセージ|원본 메시지"
     r"|ההודעה המקורית|الرسالة الأصلية|ข้อความต้นฉบับ|pesan asli|mensaje original|reply message|original email"
+    r"|antwort nachricht|réponse message|message de réponse|mensaje de respuesta|antwoord bericht"
 )
 _ORIGINAL_RE = re.compile(rf"^\s*[-_=*]{{2,}}\s*(?:{_SEPARATOR_WORDS})\s*[-_=*]{{2,}}\s*$", re.IGNORECASE)
 _FORWARD_WORDS = (
@@ -97,6 +98,7 @@ _ADDRESS_COLON_END_RE = re.compile(
     r"(?:<[^<>\s]+@[^<>\s]+>|\[mailto:[^\]\s]+\]|\([^()\s]+@[^()\s]+\)|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
     r"[\"'»)\]]?\s*[:：]\s*$"
 )
+_ADDRESS_END_RE = re.compile(r"@[^\s<>@]+>?\s*$")
 _DATE_TIME_RE = re.compile(r"\d{1,2}\s?[:.h]\s?\d{2}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 # Where an attribution starts: a preposition of its date ("On", "Am", "Le", "Den", "W dniu", "Vào" ...).
 _KEYWORD_START_RE = re.compile(
@@ -119,6 +121,8 @@ _PLAIN_START_RE = re.compile(
     rf"^\W{{0,4}}(?:\d|(?:{_WEEKDAY})(?:\.?,|\.?,?\s+\d)|\"|'|«|<|[^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){{0,3}} [<(\[][^<>()\[\]\s]+@)",
     re.IGNORECASE,
 )
+# A link alone on a line ("(http://example.com/c/Yz) >"): a quoted line broken by the client at its link.
+_LINK_LINE_RE = re.compile(r"^[(<\[]?\s*(?:https?://|www\.)\S*\s*[)>\]]?\s*>?\s*$", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 _QUOTED_LINE_RE = re.compile(r"^\s*>")
 # ">>> Read the full story <<<" is content, not quoting.
@@ -368,10 +372,16 @@ def _quoted_flags(lines: list[str]) -> list[bool]:
             continue
         line = lines[index].strip()
         previous = lines[index - 1].lstrip(" >").rstrip()
-        if not line or not previous:
+        if not line:
             continue
-        if line[0].islower() or (len(previous) >= 60 and not re.search(r"[.!?:;]$", previous)):
+        if _LINK_LINE_RE.match(line) or (previous and (
+                line[0].islower() or (len(previous) >= 60 and not re.search(r"[.!?:;]$", previous))
+                or previous.count("(") > previous.count(")"))):
             flags[index] = True
+    # A ">" that closes a link broken over two lines ("See <http://example.com\n> for more") is not quoting.
+    for index in range(1, len(lines)):
+        if flags[index] and not flags[index - 1] and lines[index - 1].count("<") > lines[index - 1].count(">"):
+            flags[index] = False
     return flags
 
 
@@ -388,8 +398,8 @@ def _angle_quotes(lines: list[str]) -> tuple[list[str], list[str]] | None:
     above = first - 1
     while above >= 0 and not lines[above].strip():
         above -= 1
-    if above >= 0 and _COLON_END_RE.search(lines[above]):
-        start = _attribution_ending(lines, above)
+    if above >= 0 and (_COLON_END_RE.search(lines[above]) or _ADDRESS_END_RE.search(lines[above])):
+        start = _attribution_ending(lines, above) if _COLON_END_RE.search(lines[above]) else None
         if start is None:
             joined = lines[above].strip()
             start = above if "@" in joined and _DATE_TIME_RE.search(joined) and len(joined) <= 300 else None
@@ -413,9 +423,42 @@ def _interleaved(tail: list[str]) -> bool:
     return any(line.strip() for line in rest)
 
 
+# An attribution glued to the end of a reply line ("reply On Wed, Apr 4, 2012 at 3:59 PM, bob@x wrote:",
+# "bla--- On ... wrote:"): where it starts (a capitalised date preposition after text on the same line).
+_GLUED_START_RE = re.compile(
+    r"(?:(?<=\S)[ \t]+|(?<=[^\s-])(?=-{2,}))(?=(?:-{2,}[ \t]*)?(?:On|Am|Le|El|Op|Il|Em|Den|På|W dniu|Vào|Dne|Dnia)\s)"
+)
+
+
+def _unglue(lines: list[str]) -> list[str]:
+    """Put an attribution glued to reply text on a line of its own (only where it then reads as one)."""
+    out: list[str] | None = None
+    for end, line in enumerate(lines):
+        last = line.rstrip()
+        if not last or not (last[-1] in ":：" or last[-1].isalpha()) or is_quoted_line(last):
+            continue
+        if last[-1] not in ":：" and ("@" not in last or not _WROTE_END_RE.search(last[-40:])):
+            continue  # a colon-less attribution is one line with an address
+        for first in range(end, max(-1, end - _MAX_ATTRIBUTION_LINES), -1):
+            candidate = lines[first]
+            if first < end and (not candidate.strip() or is_quoted_line(candidate)):
+                break
+            glued = _GLUED_START_RE.search(candidate)
+            if glued is None or not re.search(r"\w", candidate[: glued.start()]):
+                continue  # nothing but punctuation before it ("- On ... wrote:"): not glued to text
+            trial = lines[:first] + [candidate[: glued.start()], candidate[glued.end():].lstrip()] + lines[first + 1 :]
+            start = _attribution_ending(trial, end + 1)
+            if start == first + 1:
+                out = trial
+                break
+        if out is not None:
+            return out
+    return lines
+
+
 def split_quote(text: str) -> QuoteSplit:
     """Split ``text`` (LF line ends) into new text and quoted history."""
-    lines = text.split("\n")
+    lines = _unglue(text.split("\n"))
     found = _quote_start(lines)
     if found is not None and found[2] == "attribution" and _interleaved(lines[found[1] + 1 :]):
         # Inline (or bottom-posted) reply: the new text sits between the quoted lines.

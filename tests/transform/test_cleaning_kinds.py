@@ -289,3 +289,37 @@ def test_ordinary_mail_is_not_marked():
     _, _, props = transform("plain", "Yes, the 21st is fine.\n\nOn Thu, Feb 13, 2020, Paul <paul@durand.example> "
                             "wrote:\n" + QUOTE)
     assert "string:Cleaning" not in props
+
+
+GLUED = [
+    ("same-line", "Sure, Thursday works On Wed, Feb 12, 2020 at 4:05 PM, Paul Durand <paul@durand.example> wrote:\n"
+     "> Can we meet this week?", "Sure, Thursday works"),
+    ("same-line-dashes", "Noted, thanks\nWill do--- On Wed, Feb 12, 2020 at 4:05 PM, paul@durand.example wrote:\n"
+     "> Can we meet this week?", "Noted, thanks\nWill do"),
+    ("same-line-wrapped", "See <https://files.example/report-2020-q1-final-draft\n> for the figures\nthanks On Wed, "
+     "Feb 12, 2020 at 4:05 PM, Paul Durand <\npaul@durand.example>wrote:\n\n> Can we meet this week?",
+     "See <https://files.example/report-2020-q1-final-draft\n> for the figures\nthanks"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "body"), GLUED, ids=[c[0] for c in GLUED])
+def test_attribution_on_the_same_line_as_the_reply(name, text, body):
+    got, _, props = transform(name, text)
+    assert got == body
+    assert props.get("string:Quoted History") == "attribution"
+    assert "string:Cleaning" not in props
+
+
+def test_links_broken_inside_a_quote_are_history():
+    text = ("Done, closing the ticket.\n\nOn Mon, Feb 10, 2020 at 3:46 PM, Helpdesk <help@desk.example> wrote:\n\n"
+            "> [Ticket #88] printer offline\n>\n> View ticket (https://desk.example/t/88?action=view&\n"
+            "nonce=3dd518)\n>\n (https://desk.example/u/unsubscribe) >\n> Reply above this line\n")
+    body, _, props = transform("broken-links", text)
+    assert body == "Done, closing the ticket."
+
+
+def test_dated_address_line_without_colon_above_a_quote_goes_too():
+    text = "Replying now.\n2020/2/12 Paul Durand <paul@durand.example>\n\n> Can we meet this week?\n> Paul"
+    body, _, props = transform("date-address-no-colon", text)
+    assert body == "Replying now."
+    assert props.get("string:Quoted History") == "angle"
