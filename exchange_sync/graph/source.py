@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any
 
 import requests
 import requests.adapters
@@ -11,24 +11,11 @@ from pydantic import SecretStr
 
 from exchange_sync.config import GraphConnection, IntegrationConfig
 from exchange_sync.source.ews import SourceConfigError
-from exchange_sync.source.tls import build_ssl_context, make_adapter_class, requests_verify
+from exchange_sync.source.tls import build_ssl_context, make_adapter_class, pin_verify, requests_verify, warn_unverified
 
 from .auth import TokenProvider
 from .http import MAX_BATCH, GraphHttp
 from .session import GraphMailboxSession
-
-
-class _Session(requests.Session):
-    """A requests session whose ``verify`` is ours even where callers (msal) pass none: requests would
-    otherwise let ``REQUESTS_CA_BUNDLE`` from the environment override a session-level CA bundle."""
-
-    def __init__(self, verify: bool | str) -> None:
-        super().__init__()
-        self._verify = verify
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("verify", self._verify)
-        return super().request(method, url, *args, **kwargs)
 
 
 def credential_for(conn: GraphConnection, secret: SecretStr | None) -> SecretStr | dict[str, str]:
@@ -56,8 +43,10 @@ class GraphSource:
     def __init__(self, connection: GraphConnection, secret: SecretStr | None = None, *, max_connections: int = 4,
                  fetch_chunk_size: int = MAX_BATCH) -> None:
         self.connection = connection
-        verify = requests_verify(connection.tls)
-        self.session = _Session(verify)
+        # The configured trust wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, for msal's token requests too.
+        self.session = pin_verify(requests.Session(), requests_verify(connection.tls))
+        if not connection.tls.verify:
+            warn_unverified(connection.graph_url, logging.getLogger(__name__))
         adapter_cls = make_adapter_class(build_ssl_context(connection.tls))
         # Pool: several mailboxes in parallel, each with up to 4 requests in flight.
         adapter = adapter_cls(pool_connections=4, pool_maxsize=max(16, 4 * max_connections))

@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import pyarrow as pa
 
 from exchange_sync.comment import ApiComment
 from exchange_sync.pipeline.crashpoints import crashpoint

@@ -176,3 +176,23 @@ def test_certificate_credential_signs_a_client_assertion(tmp_path):
                 else:
                     with pytest.raises(InvalidCredentials):
                         src.open_mailbox("ap@example.com").mail_folders()
+
+
+def test_environment_ca_variables_do_not_override_the_configuration(srv, monkeypatch):
+    """requests merges REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE over a request's verify=True: the configuration
+    must win, for Graph and for msal's token requests through the same session."""
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_file)
+    monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_file)
+    # The configuration trusts only the public CAs (the default store): the test server's CA from the
+    # environment must not make it trusted.
+    with source(srv, tls={"verify": True}) as src, pytest.raises(ServerUnavailable) as info:
+        inbox(src.open_mailbox("ap@example.com"))
+    assert info.value.reason == "tls_error"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+    with source(srv, tls={"verify": False}) as src:
+        assert inbox(src.open_mailbox("ap@example.com"))
+    with source(srv) as src:  # ca_bundle = the test CA, as configured
+        assert inbox(src.open_mailbox("ap@example.com"))
