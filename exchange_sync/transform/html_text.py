@@ -61,7 +61,8 @@ _HEADER_START_RE = re.compile(
 
 QUOTE_MARK = "\ue000"  # private-use characters: never meaningful in mail, stripped from input
 SIGNATURE_MARK = "\ue001"
-BLOCKQUOTE_MARK = "\ue002"  # before a bare <blockquote>: a quote when an attribution stands above it
+BLOCKQUOTE_MARK = "\ue002"  # before a bare <blockquote>: its lines are quoted ("> ") in the text
+BLOCKQUOTE_END_MARK = "\ue003"
 
 
 @dataclass
@@ -225,8 +226,11 @@ def _config():
 
 
 def _is_bare_blockquote(element: lxml.html.HtmlElement) -> bool:
-    """A ``<blockquote>`` no client marked (no ``type=cite``, no ``gmail_quote``), not inside another."""
+    """A ``<blockquote>`` that no client marked as its quote container (those are cut structurally), not
+    inside another one, and not Gmail's indent formatting (``border:none``): it quotes, like ``>``."""
     if (element.get("type") or "").lower() == "cite" or "gmail_quote" in (element.get("class") or ""):
+        return False
+    if "border:none" in (element.get("style") or "").lower().replace(" ", ""):
         return False
     parent = element.getparent()
     while parent is not None:
@@ -236,28 +240,29 @@ def _is_bare_blockquote(element: lxml.html.HtmlElement) -> bool:
     return True
 
 
-def _cut_attributed_blockquote(text: str) -> tuple[str, str]:
-    """Split converted text at the first bare blockquote that an attribution introduces ("Ann wrote:" right
-    above it, in any language the text rules know): (new text, quoted text). Other blockquotes (indented
-    content, a quote the author discusses) stay, their markers removed."""
-    from .quotes import attribution_start
+def _mark_blockquote(element: lxml.html.HtmlElement) -> None:
+    _mark_before(element, BLOCKQUOTE_MARK)
+    end = lxml.html.Element("div")
+    end.text = BLOCKQUOTE_END_MARK
+    end.tail, element.tail = element.tail, None  # text after the blockquote is not inside it
+    element.addnext(end)
 
-    if BLOCKQUOTE_MARK not in text:
-        return text, ""
-    # The marker sits on a line of its own (its own block): drop that line, keep the mark on the next.
-    text = re.sub(f"(?m)^{BLOCKQUOTE_MARK}+\n(?=.)", BLOCKQUOTE_MARK, text)
-    lines = text.split("\n")
-    for index, line in enumerate(lines):
-        if BLOCKQUOTE_MARK not in line:
-            continue
-        above = index - 1
-        while above >= 0 and not lines[above].strip():
-            above -= 1
-        start = attribution_start(lines, above, quoted_next=True) if above >= 0 else None
-        if start is not None:
-            new = "\n".join(lines[:start]).replace(BLOCKQUOTE_MARK, "")
-            return new, "\n".join(lines[start:]).replace(BLOCKQUOTE_MARK, "")
-    return text.replace(BLOCKQUOTE_MARK, ""), ""
+
+def _quote_blockquote_lines(text: str) -> str:
+    """Lines between a bare blockquote's markers get the ``> `` of plain-text quoting, so the text rules
+    treat an HTML quote like a plain one (attribution above it, trailing quote, inline replies)."""
+    out = []
+    depth = 0
+    for line in text.split("\n"):
+        opened, closed = line.count(BLOCKQUOTE_MARK), line.count(BLOCKQUOTE_END_MARK)
+        bare = line.replace(BLOCKQUOTE_MARK, "").replace(BLOCKQUOTE_END_MARK, "")
+        if (opened or closed) and not bare.strip():
+            depth = max(0, depth + opened - closed)
+            continue  # a marker's own line
+        inside = depth > 0 or opened
+        depth = max(0, depth + opened - closed)
+        out.append(f"> {bare}".rstrip() if inside and bare.strip() else bare)
+    return "\n".join(out)
 
 
 def html_to_text(html: str) -> HtmlText:
@@ -266,7 +271,9 @@ def html_to_text(html: str) -> HtmlText:
     Cuts are made by placing private-use marker characters in the tree and splitting the one
     converted text at them, so the quoted part stays available (pure forwards need it).
     """
-    root = parse_html(html.replace(QUOTE_MARK, "").replace(SIGNATURE_MARK, "").replace(BLOCKQUOTE_MARK, ""))
+    for mark in (QUOTE_MARK, SIGNATURE_MARK, BLOCKQUOTE_MARK, BLOCKQUOTE_END_MARK):
+        html = html.replace(mark, "")
+    root = parse_html(html)
     if root is None:
         return HtmlText(text="", signature=None, quote_cut=False, quoted="")
     _clean(root)
@@ -277,22 +284,17 @@ def html_to_text(html: str) -> HtmlText:
     signature = _signature(root, before=first)
     bare = [element for element in root.iter("blockquote") if _is_bare_blockquote(element)]
     for element in bare:
-        _mark_before(element, BLOCKQUOTE_MARK)
+        _mark_blockquote(element)
     body = root.find("body")
     text = to_text(body if body is not None else root)
-    new, _, quoted = text.partition(QUOTE_MARK)
-    cut = False
     if bare:
-        new, attributed = _cut_attributed_blockquote(new)
-        if attributed:
-            quoted = attributed + ("\n" + quoted if quoted else "")
-            cut = True
-        quoted = quoted.replace(BLOCKQUOTE_MARK, "")
+        text = _quote_blockquote_lines(text)
+    new, _, quoted = text.partition(QUOTE_MARK)
     new, _, marked_signature = new.partition(SIGNATURE_MARK)
     signatures = [part.strip() for part in (marked_signature, signature or "") if part and part.strip()]
     return HtmlText(
         text=new,
         signature="\n".join(signatures) if signatures else None,
-        quote_cut=first is not None or cut,
+        quote_cut=first is not None,
         quoted=quoted.replace(SIGNATURE_MARK, ""),
     )

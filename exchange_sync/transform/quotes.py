@@ -72,6 +72,11 @@ _OTHER_KEYS = (
     r"|asunto|onderwerp|oggetto|assunto|emne|ämne|cc|kopie|temat|předmět|tárgy|тема|kome|komu|destinatario"
     r"|destinatário|envoyé le|sent on|received|empfangen|件名|主题|收件人|日期|宛先"
 )
+_INLINE_KEY_RE = re.compile(
+    r"\S\s+\**(?:date|sent|subject|to|cc|datum|gesendet|betreff|an|envoyé|objet|à|enviado|asunto|para|verzonden"
+    r"|onderwerp|aan|inviato|oggetto|data|skickat|sendt|ämne|emne|til|till)\**\s?:\s+\S.*\d",
+    re.IGNORECASE,
+)
 _FROM_LINE_RE = re.compile(rf"^\s*[*>]?\s*\**\s*(?:{_FROM_KEYS})\s*\**\s*:\s*\**", re.IGNORECASE)
 _OTHER_LINE_RE = re.compile(rf"^\s*[*>]?\s*\**\s*(?:{_OTHER_KEYS})\s*\**\s*:", re.IGNORECASE)
 
@@ -142,6 +147,8 @@ def _is_header_block(lines: list[str], index: int) -> bool:
     """A From-line followed closely by other header lines, or a block of 3 header lines."""
     line = lines[index]
     if _FROM_LINE_RE.match(line):
+        if _INLINE_KEY_RE.search(line):
+            return True  # a header block flattened onto one line ("From: bob@x Date: Thu, 24 Mar 2016 ...")
         others = 0
         for follower in lines[index + 1 : index + 7]:
             if not follower.strip():
@@ -213,12 +220,6 @@ def _dashed_attribution(line: str) -> bool:
     dashed = _DASHES_RE.match(line)
     return bool(dashed and dashed.group(1) and len(dashed.group(1)) <= _ATTRIBUTION_MAX_CHARS
                 and _WROTE_END_RE.search(dashed.group(1)))
-
-
-def attribution_start(lines: list[str], end: int, *, quoted_next: bool = False) -> int | None:
-    """First line of an attribution that ends on line ``end`` (None if it is not one); ``quoted_next``
-    says quoting follows (an HTML blockquote) even when no ``>`` line does."""
-    return _attribution_ending(lines, end, quoted_next=quoted_next)
 
 
 def _attribution_ending(lines: list[str], end: int, *, quoted_next: bool = False) -> int | None:

@@ -187,15 +187,33 @@ BARE_BLOCKQUOTES = [
 def test_bare_blockquote_after_an_attribution_is_history(name, html):
     body, _, props = transform(name, f"<html><body>{html}</body></html>", html=True)
     assert body in {"Agreed, ship it on Monday.", "De acuerdo."}
-    assert props.get("string:Quoted History") in {"html", "attribution"}
+    assert props.get("string:Quoted History") in {"html", "attribution", "inline"}
 
 
-def test_blockquote_without_attribution_stays():
-    html = ("<html><body><p>The clause reads:</p><blockquote>The supplier shall deliver within 14 days.</blockquote>"
-            "<p>Is that still binding?</p></body></html>")
-    body, _, props = transform("blockquote-content", html, html=True)
-    assert body == "The clause reads:\n\nThe supplier shall deliver within 14 days.\n\nIs that still binding?"
-    assert "string:Quoted History" not in props
+BLOCKQUOTES_AS_QUOTING = [
+    # A bare blockquote at the end (Windows Mail, Yahoo, webmail without markup): history, like a "> " block.
+    ("trailing", "<div>Fine by me.</div><div><br></div><blockquote style=\"border-left:2px solid #ccc\">"
+     "<div>Can we push the launch to May?</div></blockquote>", "Fine by me.", "angle"),
+    # A quote followed by the reply below it (inline answer): the quoted lines go, the answer stays.
+    ("inline", "<p>The clause reads:</p><blockquote>The supplier shall deliver within 14 days.</blockquote>"
+     "<p>Is that still binding?</p>", "The clause reads:\n\nIs that still binding?", "angle"),
+    # Gmail's indent button makes a blockquote with border:none: formatting, not quoting.
+    ("gmail-indent", "<div dir=\"ltr\">Agenda:<blockquote style=\"margin:0 0 0 40px;border:none;padding:0px\">"
+     "<div>1. Budget</div><div>2. Hiring</div></blockquote><div>See you at 10.</div></div>",
+     "Agenda:\n1. Budget\n2. Hiring\nSee you at 10.", None),
+    # A header block that the HTML flattened onto one line, under a rule.
+    ("flat-header", "<div>Fine by me.</div><div><hr><div><font><b>From: paul@durand.example</b> "
+     "<b>Date: Thu, 13 Feb 2020 18:40:11 +0100</b></font></div><div>Can we push the launch?</div></div>",
+     "Fine by me.", "header"),
+]
+
+
+@pytest.mark.parametrize(("name", "html", "body", "kind"), BLOCKQUOTES_AS_QUOTING,
+                         ids=[c[0] for c in BLOCKQUOTES_AS_QUOTING])
+def test_bare_blockquote_is_quoting(name, html, body, kind):
+    got, _, props = transform(name, f"<html><body>{html}</body></html>", html=True)
+    assert got == body
+    assert props.get("string:Quoted History") == kind
 
 
 SIGNATURES = [
