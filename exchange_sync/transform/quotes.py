@@ -64,13 +64,21 @@ _RULE_RE = re.compile(r"^\s*_{10,}\s*$")
 
 _FROM_KEYS = (
     r"from|von|de|van|da|fra|från|od|lähettäjä|feladó|від|от|de la|nadawca|afzender|remitente"
-    r"|送信者|发件人|寄件者|보낸 사람"
+    r"|送信者|发件人|寄件者|보낸 사람|差出人|kimden|từ|מאת|من|από|de la|šalje|dari|จาก|nuo|от|saatja|pošiljatelj"
+    r"|odesílatel|feladó|lähettäjä"
 )
 _OTHER_KEYS = (
     r"sent|date|gesendet|datum|envoyé|envoye|enviado|enviada|fecha|verzonden|inviato|data|skickat|sendt"
     r"|lähetetty|wysłano|odesláno|elküldve|отправлено|to|an|à|a|para|aan|til|till|subject|betreff|objet"
     r"|asunto|onderwerp|oggetto|assunto|emne|ämne|cc|kopie|temat|předmět|tárgy|тема|kome|komu|destinatario"
     r"|destinatário|envoyé le|sent on|received|empfangen|件名|主题|收件人|日期|宛先"
+    r"|送信日時|送信日|日付|発送日時|发送时间|發送時間|寄件日期|收件者|主旨|抄送|副本|보낸 날짜|받는 사람|제목|참조|날짜"
+    r"|gönderildi|gönderilme tarihi|kime|konu|tarih|bilgi|đã gửi|ngày gửi|đến|chủ đề|gửi"
+    r"|נשלח|אל|נושא|תאריך|تاريخ الإرسال|إلى|الموضوع|التاريخ|στάλθηκε|προς|θέμα|ημερομηνία"
+    r"|trimis|către|subiect|poslano|prima|predmet|dikirim|kepada|perihal|tanggal|ส่ง|ถึง|เรื่อง|วันที่"
+    r"|enviat|per a|assumpte|išsiųsta|kam|odoslané|изпратено|до|относно|дата|копия|надіслано|відправлено"
+    r"|saadetud|adressaat|teema|nosūtīts|tēma|zadeva|poslato|aihe|vastaanottaja|kopio|címzett|elküldve|dátum"
+    r"|odesláno|kopie|wysłano|do|dw|temat|data wysłania"
 )
 _INLINE_KEY_RE = re.compile(
     r"\S\s+\**(?:date|sent|subject|to|cc|datum|gesendet|betreff|an|envoyé|objet|à|enviado|asunto|para|verzonden"
@@ -271,7 +279,9 @@ def _attribution_ending(lines: list[str], end: int, *, quoted_next: bool = False
     return None
 
 
-_SEPARATOR_LINE_RE = re.compile(r"^\s*[-=_*~#]{3,}(?:\s*[^-=_*~#\s].{0,60}?\s*[-=_*~#]{3,})?\s*$")
+_SEPARATOR_LINE_RE = re.compile(
+    r"^\s*[-=_*~#—–─━]{3,}(?:\s*[^-=_*~#—–─━\s].{0,60}?\s*[-=_*~#—–─━]{3,})?\s*$"
+)
 _HEADER_LEAD_RE = re.compile(r"^\s*\**\s*[^\W\d_][\w .'-]{0,30}\s*\**\s*:\s*\S")
 
 

@@ -39,6 +39,8 @@ _MOBILE_RE = re.compile(
     re.IGNORECASE,
 )
 _DELIMITER_RE = re.compile(r"^(?:--|—|__|-- ?\s*)$")
+_RULE_DELIMITER_RE = re.compile(r"^[-—–─━_=~*]{2,}$")
+_SLASH_SIGNOFF_RE = re.compile(r"^/\s?[^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){0,2}$")
 _CLOSING_RE = re.compile(
     r"^\s*(?:"
     r"(?:best|kind|warm|warmest|many|kindest|with kind|with best)?\s*(?:regards|wishes)"
@@ -138,6 +140,16 @@ def _is_prose(line: str) -> bool:
     return words >= 6 and line.endswith((".", "!")) and not _CONTACT_RE.match(line)
 
 
+def _rule_signature(after: list[str]) -> bool:
+    """Below a typed rule: a few short name/title/contact lines, not a table of "Key: value" details
+    (a fax or system notice under a rule is content)."""
+    content = [line.strip() for line in after if line.strip()]
+    if not content or len(content) > 6 or not _looks_like_signature_block(content):
+        return False
+    keyed = sum(1 for line in content if re.match(r"^[^\W\d_][\w ]{0,25}:\s", line))
+    return keyed * 2 < len(content)
+
+
 def _name_tokens(sender_name: str | None) -> list[str]:
     if not sender_name:
         return []
@@ -201,6 +213,13 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
         if _DELIMITER_RE.match(region[index].rstrip()):
             starts.append(index)
             break
+        # A typed rule ("——————", "________") above short name/title lines opens a signature too.
+        if _RULE_DELIMITER_RE.match(stripped) and _rule_signature(region[index + 1 :]):
+            starts.append(index)
+            break
+    # "/John": the slash sign-off of Scandinavian and German mail, as the last line.
+    if region and _SLASH_SIGNOFF_RE.match(region[-1].strip()) and len(region) > 1:
+        starts.append(len(region) - 1)
     for index in range(region_tail, len(region)):
         if _MOBILE_RE.match(region[index]):
             starts.append(index)

@@ -341,3 +341,39 @@ def test_dated_address_line_without_colon_above_a_quote_goes_too():
     body, _, props = transform("date-address-no-colon", text)
     assert body == "Replying now."
     assert props.get("string:Quoted History") == "angle"
+
+
+HEADER_BLOCKS = [
+    ("ja", "差出人: 山田 太郎 <taro@example.jp>\n送信日時: 2020年2月13日 18:40\n宛先: 佐藤 花子 <hanako@example.jp>\n件名: 納期"),
+    ("ko", "보낸 사람: 김민수 <minsu@example.kr>\n보낸 날짜: 2020년 2월 13일 목요일 오후 6:40\n받는 사람: 이지은\n제목: 납기"),
+    ("tr", "Kimden: Ahmet Yılmaz <ahmet@example.com.tr>\nGönderildi: 13 Şubat 2020 Perşembe 18:40\nKime: Ayşe\nKonu: Teslim"),
+    ("vi", "Từ: Nguyễn Văn An <an@example.vn>\nĐã gửi: Thứ Năm, ngày 13 tháng 2 năm 2020 18:40\nĐến: Bình\nChủ đề: Giao hàng"),
+    ("he", "מאת: דנה לוי <dana@levi.example>\nנשלח: יום חמישי 13 פברואר 2020 18:40\nאל: יוסי\nנושא: משלוח"),
+    ("el", "Από: Νίκος Παππάς <nikos@pappas.example>\nΣτάλθηκε: Πέμπτη, 13 Φεβρουαρίου 2020 6:40 μμ\nΠρος: Άννα\n"
+     "Θέμα: Παράδοση"),
+]
+
+
+@pytest.mark.parametrize(("name", "block"), HEADER_BLOCKS, ids=[c[0] for c in HEADER_BLOCKS])
+def test_outlook_header_blocks_in_more_languages(name, block):
+    body, _, props = transform(f"hdr-{name}", f"Yes, the 21st is fine.\n\n{block}\n\nCould you confirm the date?\n")
+    assert body == "Yes, the 21st is fine."
+    assert props.get("string:Quoted History") == "header"
+
+
+def test_typed_rule_over_a_name_opens_the_signature():
+    text = "好的，周六见。\n\n——————————————\n\n小满\n活动协调人"
+    body, signature, _ = transform("rule-signature", text, sender="Xiao Man <xm@example.cn>")
+    assert (body, signature) == ("好的，周六见。", "——————————————\n\n小满\n活动协调人")
+
+
+def test_slash_sign_off_is_the_signature():
+    body, signature, _ = transform("slash", "Hej Anna,\n\nTack för uppdateringen.\n\n/Johan")
+    assert (body, signature) == ("Hej Anna,\n\nTack för uppdateringen.", "/Johan")
+
+
+def test_a_rule_over_a_table_of_details_stays_in_the_body():
+    text = ("A fax has arrived.\n------------------------------\nTime: 3/9/2020 3:50:52 PM\nPages: 2\n"
+            "Result: Successful\nElapsed time: 00:58")
+    body, signature, _ = transform("fax", text, sender="fax@example.com")
+    assert (body, signature) == (text, "")
