@@ -95,12 +95,15 @@ _WROTE = (
     r"|scrise|a scris|wrote the following|heeft geschreven|geschreven|hat geschrieben|pisze|pisał|ha escrit"
     r"|va escriure|escribiu|escrigué|đã viết|viết|menulis|je napisao|je napisala|napisao|je napisal|kirjoitti"
     r"|skrev følgende|skrev fölande|skrev följande|כתב|כתבה|كتب|เขียน|نوشت|idatzi zuen"
+    r"|said|says|schrieben|geschrieben|nous a dit|a dit|ha escrito|escreveu o seguinte|kirjoitti seuraavaa"
 )
 # Verbs of scripts without word spaces: no word boundary before them ("下午2:23写道：").
 _WROTE_CJK = r"写道|寫道|のメッセージ|は書きました|が書きました|님이 작성|작성"
 _COLON_END_RE = re.compile(r"[:：]\s*$")
 _ATTRIBUTION_RE = re.compile(
-    rf"(?:(?:^|\W)(?:{_WROTE})(?:\W[^:：]{{0,160}})?|(?:{_WROTE_CJK})[^:：]{{0,40}})\s*[:：]\s*$", re.IGNORECASE
+    # After the verb: the name/address/date of "schrieb Ann am Fr., 28. Apr. 2017 um 11:53 Uhr:" (time colons allowed).
+    rf"(?:(?:^|\W)(?:{_WROTE})(?:\W(?:[^:：]|(?<=\d):(?=\d)){{0,160}})?|(?:{_WROTE_CJK})[^:：]{{0,40}})\s*[:：]\s*$",
+    re.IGNORECASE
 )
 # "On <date>, <name> <address> wrote" without its colon, and Android/Zoho's "---- <name> wrote ----".
 _WROTE_END_RE = re.compile(rf"(?:^|\W)(?:{_WROTE})\s*[:：]?\s*$|(?:{_WROTE_CJK})\s*[:：]?\s*$", re.IGNORECASE)
@@ -112,6 +115,9 @@ _ADDRESS_COLON_END_RE = re.compile(
     r"[\"'»)\]]?\s*[:：]\s*$"
 )
 _ADDRESS_END_RE = re.compile(r"@[^\s<>@]+>?\s*$")
+_DATE_FIRST_ADDRESS_LAST_RE = re.compile(
+    r"^\W{0,3}(?:19|20)\d\d[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,100}<[^<>@\s]+@[^<>\s]+\.[^<>\s]+>\s*$"
+)
 _DATE_TIME_RE = re.compile(r"\d{1,2}\s?[:.h]\s?\d{2}|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 # Where an attribution starts: a preposition of its date ("On", "Am", "Le", "Den", "W dniu", "Vào" ...).
 _KEYWORD_START_RE = re.compile(
@@ -220,6 +226,8 @@ def _is_attribution_text(joined: str, quoted_next: bool, *, keyword: bool) -> bo
         if _ADDRESS_COLON_END_RE.search(joined) and _DATE_TIME_RE.search(joined):
             return True
         return False
+    if _DATE_FIRST_ADDRESS_LAST_RE.match(joined):
+        return True  # Gmail's old "2013/10/2 Ann <ann@example.com>" (no verb, no colon)
     return keyword and "@" in joined and bool(_WROTE_END_RE.search(joined)) and bool(_DATE_TIME_RE.search(joined))
 
 
@@ -246,7 +254,9 @@ def _attribution_ending(lines: list[str], end: int, *, quoted_next: bool = False
         # Cheap tests first: this runs on every line of every message.
         if last[0] in "-=_~*":
             return end if _dashed_attribution(last) else None
-        if "@" not in last or not _KEYWORD_START_RE.match(last) or not _WROTE_END_RE.search(last[-40:]):
+        if "@" not in last or not (
+            (_KEYWORD_START_RE.match(last) and _WROTE_END_RE.search(last[-40:])) or _DATE_FIRST_ADDRESS_LAST_RE.match(last)
+        ):
             return None
     if not quoted_next:
         after = _next_nonblank(lines, end + 1)
