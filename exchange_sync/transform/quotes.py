@@ -142,12 +142,16 @@ _PLAIN_START_RE = re.compile(
 )
 # A link alone on a line ("(http://example.com/c/Yz) >"): a quoted line broken by the client at its link.
 _LINK_LINE_RE = re.compile(r"^[(<\[]?\s*(?:https?://|www\.)\S*\s*[)>\]]?\s*>?\s*$", re.IGNORECASE)
+# A line that can only be a fragment of an attribution: an address alone, or a short "... wrote:" tail.
+_ATTRIBUTION_PIECE_RE = re.compile(
+    r"^\s*(?:[\"'(<\[]?[\w.+-]+@[\w-]+(?:\.[\w-]+)+[>)\]\"']*\s*[:：]?|\S.{0,40}[:：])\s*$"
+)
 _SENTENCE_END_RE = re.compile(r"[.!?。！？]\s*$")
 _QUOTED_LINE_RE = re.compile(r"^\s*>")
 # ">>> Read the full story <<<" is content, not quoting.
 _ARROW_LINE_RE = re.compile(r"^\s*(>+)\s+\S.*\s(<+)\s*$")
 _ATTRIBUTION_MAX_CHARS = 300
-_MAX_ATTRIBUTION_LINES = 3
+_MAX_ATTRIBUTION_LINES = 4  # clients wrap long names and addresses over up to four lines
 
 
 @dataclass(frozen=True)
@@ -491,6 +495,12 @@ def split_quote(text: str) -> QuoteSplit:
         return QuoteSplit("\n".join(kept), "\n".join(removed), "inline")
     if found is not None:
         index, _, kind = found
+        # Pieces of a wrapped attribution glued above the cut ("<ann@example.com>", "ha scritto:") go too,
+        # so that a cut reported in string:Quoted History leaves no part of its marker behind.
+        while (kind == "attribution" and index > 0 and not _KEYWORD_START_RE.match(lines[index].strip())
+               and _ATTRIBUTION_PIECE_RE.match(lines[index - 1])
+               and (_ATTRIBUTION_RE.search(lines[index - 1]) or "@" in lines[index - 1])):
+            index -= 1
         head, tail = lines[:index], lines[index:]
         angle = _angle_quotes(head)
         if angle is not None:

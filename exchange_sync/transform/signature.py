@@ -40,7 +40,8 @@ _MOBILE_RE = re.compile(
 )
 _DELIMITER_RE = re.compile(r"^(?:--|—|__|-- ?\s*)$")
 _RULE_DELIMITER_RE = re.compile(r"^[-—–─━_=~*]{2,}$")
-_SLASH_SIGNOFF_RE = re.compile(r"^/\s?[^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){0,2}$")
+# "/John" or "-John" (no space: "- milk" is a list item) as the last line.
+_SLASH_SIGNOFF_RE = re.compile(r"^(?:/\s?|[-–—~])[^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*){0,2}$")
 _CLOSING_RE = re.compile(
     r"^\s*(?:"
     r"(?:best|kind|warm|warmest|many|kindest|with kind|with best)?\s*(?:regards|wishes)"
@@ -217,9 +218,11 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
         if _RULE_DELIMITER_RE.match(stripped) and _rule_signature(region[index + 1 :]):
             starts.append(index)
             break
-    # "/John": the slash sign-off of Scandinavian and German mail, as the last line.
+    # "/John", "-John": a sign-off on the last line (Scandinavian, German and English habits).
     if region and _SLASH_SIGNOFF_RE.match(region[-1].strip()) and len(region) > 1:
-        starts.append(len(region) - 1)
+        previous = next((line.strip() for line in reversed(region[:-1]) if line.strip()), "")
+        if previous[:1] != region[-1].strip()[:1]:  # "-Eggs\n-Milk" is a list, not a sign-off
+            starts.append(len(region) - 1)
     for index in range(region_tail, len(region)):
         if _MOBILE_RE.match(region[index]):
             starts.append(index)

@@ -133,6 +133,8 @@ WRAPPED = [
     ("en-three-lines", "On Thu, Feb 13, 2020, Tom Baker\n<tom@baker.example>\nwrote:"),
     ("nl", "Op do 13 feb. 2020 om 18:40 schreef Sanne de Vries <\nsanne@vries.example>:"),
     ("no-gmail-bracket", "tor. 13. feb. 2020 kl. 18:40 skrev Kari Nordmann <kari@nordmann.example\n>:"),
+    ("en-four-lines", "On Thu, Feb 13, 2020 at 6:40 PM Customer Service Team of\nThe Example Shipping Company <\n"
+     "customer.service.team@shipping.example>\nwrote:"),
 ]
 
 
@@ -233,11 +235,12 @@ SIGNATURES = [
     ("zh-iphone", "好的，明天见。\n\n发自我的iPhone", "好的，明天见。", "发自我的iPhone"),
     ("ko-iphone", "네, 내일 봬요.\n\n나의 iPhone에서 보냄", "네, 내일 봬요.", "나의 iPhone에서 보냄"),
     ("ca-iphone", "D'acord, fins demà.\n\nEnviat des del meu iPhone", "D'acord, fins demà.", "Enviat des del meu iPhone"),
+    ("dash-sign-off", "Thanks for the help.\n\n-Ravi Kumar", "Thanks for the help.", "-Ravi Kumar"),
 ]
 
 
 @pytest.mark.parametrize(("name", "text", "body", "signature"), SIGNATURES, ids=[c[0] for c in SIGNATURES])
-def test_signature_forms(name, text, body, signature):
+def test_signature_forms(name, text, body, signature):  # noqa: D103
     got_body, got_signature, _ = transform(name, text, sender="Someone <someone@x.example>")
     assert (got_body, got_signature) == (body, signature)
 
