@@ -92,6 +92,8 @@ def test_failure_streak_counts_only_the_same_reason(tmp_path):
 
     store = SqlStore(f"sqlite:///{tmp_path / 'state.db'}")
     outcome = lambda reason: store.record_mailbox_outcome("i", "m@x.com", reason, 3)  # noqa: E731
+    assert outcome("server_rejected_request").consecutive_failures == 1
+    # An integration-wide reason (issue #17) is not this mailbox's failure: the streak stays as it was.
     assert outcome("server_unavailable").consecutive_failures == 1
     assert outcome("mailbox_access_denied").consecutive_failures == 1  # another reason: a new streak
     assert outcome("mailbox_access_denied").consecutive_failures == 2
