@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .signature import is_disclaimer, is_mobile_footer
+from .signature import is_disclaimer, is_mobile_footer, may_have_mobile_footer
 
 _SEPARATOR_WORDS = (
     r"original message|original-nachricht|ursprüngliche nachricht|urspr.ngliche nachricht|originalnachricht"
@@ -322,16 +322,24 @@ def _marker(lines: list[str], index: int) -> tuple[int, int, str] | None:
     stripped = line.strip()
     if not stripped or is_quoted_line(stripped):
         return None
-    if _ORIGINAL_RE.match(stripped):
-        return index, index, "separator"
-    if _FORWARD_RE.match(stripped):
-        return index, index, "forward"
-    if _RULE_RE.match(stripped):
-        following = [l for l in lines[index + 1 : index + 4] if l.strip()]
-        if following and (_FROM_LINE_RE.match(following[0]) or _OTHER_LINE_RE.match(following[0])):
-            return index, index, "header"
-        return None
-    if (_FROM_LINE_RE.match(line) or _OTHER_LINE_RE.match(line)) and _is_header_block(lines, index):
+    # Cheap tests first (this runs on every line): separators and forward markers are short lines,
+    # header lines have their colon within the first few words.
+    if len(stripped) <= 160:
+        if _ORIGINAL_RE.match(stripped):
+            return index, index, "separator"
+        if _FORWARD_RE.match(stripped):
+            return index, index, "forward"
+        if _RULE_RE.match(stripped):
+            following = [l for l in lines[index + 1 : index + 4] if l.strip()]
+            if following and (_FROM_LINE_RE.match(following[0]) or _OTHER_LINE_RE.match(following[0])):
+                return index, index, "header"
+            return None
+    colon = line.find(":")
+    if colon < 0:
+        colon = line.find("：")
+    if 0 <= colon <= 48 and (_FROM_LINE_RE.match(line) or _OTHER_LINE_RE.match(line)) and _is_header_block(
+        lines, index
+    ):
         return _extend_up(lines, index, keyed=True), index, "header"
     start = _attribution_ending(lines, index)
     if start is not None:
@@ -366,7 +374,7 @@ def _quote_start(lines: list[str]) -> tuple[int, int, str] | None:
     # "Sent from my iPhone" above the original message with no marker at all (only the new text is
     # searched: the footer must come before any marker).
     limit = found[0] if found is not None else len(lines)
-    for index in range(limit):
+    for index in range(limit if may_have_mobile_footer("\n".join(lines[:limit])) else 0):
         if len(lines[index]) <= 120 and is_mobile_footer(lines[index]):
             unmarked = _unmarked_after_footer(lines, index)
             if unmarked is not None:

@@ -92,8 +92,22 @@ _DISCLAIMER_RE = re.compile(
     r"|esta mensagem[^.]{0,80}(?:confidencial|destinada)|informações contidas nesta",
     re.IGNORECASE,
 )
+# Words one of which every footer of _MOBILE_RE contains: one search over a text rules most texts out.
+_FOOTER_HINT_RE = re.compile(
+    r"sent|outlook|gesendet|envoy|enviad|verzonden|verstuurd|inviato|skickat|sendt|lähetetty|wysłan|odeslán"
+    r"|odoslan|poslano|trimis|enviat|отправлено|надіслано|изпратено|εστάλη|gửi|dikirim|gönderildi|küldve"
+    r"|发送|发自|傳送|寄自|送信|보냄|נשלח|أرسلت|ส่งจาก",
+    re.IGNORECASE,
+)
+
+
 def is_mobile_footer(line: str) -> bool:
     return bool(_MOBILE_RE.match(line))
+
+
+def may_have_mobile_footer(text: str) -> bool:
+    """False when no line of ``text`` can be a mobile footer (a cheap pre-test)."""
+    return _FOOTER_HINT_RE.search(text) is not None
 
 
 def is_disclaimer(line: str) -> bool:
@@ -223,10 +237,11 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
         previous = next((line.strip() for line in reversed(region[:-1]) if line.strip()), "")
         if previous[:1] != region[-1].strip()[:1]:  # "-Eggs\n-Milk" is a list, not a sign-off
             starts.append(len(region) - 1)
-    for index in range(region_tail, len(region)):
-        if _MOBILE_RE.match(region[index]):
-            starts.append(index)
-            break
+    if may_have_mobile_footer("\n".join(region[region_tail:])):
+        for index in range(region_tail, len(region)):
+            if _MOBILE_RE.match(region[index]):
+                starts.append(index)
+                break
 
     tokens = _name_tokens(sender_name)
     for index in range(len(region) - 1, region_tail - 1, -1):

@@ -71,3 +71,22 @@ def test_body_and_signature_are_a_lossless_split(lines):
     dropped = re.sub(r"\s", "", text)
     kept = _w(split.body) + _w(signature)
     assert kept == dropped or _w(split.body) + "--" + _w(signature) == dropped, (text, split)
+
+
+FOOTERS = [
+    "Sent from my iPhone", "Get Outlook for iOS<https://aka.ms/o0ukef>", "Von meinem iPhone gesendet",
+    "Envoyé de mon iPhone", "Enviado desde mi iPhone", "Verzonden vanaf mijn iPhone", "Inviato da iPhone",
+    "Skickat från min iPhone", "Sendt fra min iPhone", "Lähetetty iPhonesta", "Wysłane z iPhone'a",
+    "Odesláno z iPhonu", "Trimis de pe iPhone-ul meu", "Enviat des del meu iPhone", "Отправлено с iPhone",
+    "Надіслано з iPhone", "Εστάλη από το iPhone μου", "Được gửi từ iPhone của tôi", "Dikirim dari iPhone saya",
+    "iPhone'umdan gönderildi", "iPhone-ról küldve", "发自我的iPhone", "從我的iPhone傳送", "iPhoneから送信",
+    "나의 iPhone에서 보냄", "Sent wirelessly from my BlackBerry device on the Bell network.",
+]
+
+
+def test_the_footer_pre_test_never_hides_a_footer():
+    from exchange_sync.transform.signature import is_mobile_footer, may_have_mobile_footer
+
+    for footer in FOOTERS:
+        assert is_mobile_footer(footer), footer
+        assert may_have_mobile_footer(f"Some text\n{footer}\n"), footer
