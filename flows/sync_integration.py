@@ -81,6 +81,8 @@ def _integration_reason(result: MailboxReport) -> str | None:
     # Raised through the mailbox code as unexpected errors, but about the whole integration:
     if error.startswith("ReinferAuthError"):
         return "destination_unauthorized"
+    if error.startswith("ReinferError") and "still failing after" in error:
+        return "destination_unavailable"  # 429/5xx/connection errors through every retry: the API is down
     if error.startswith("SecretResolutionError"):
         return "secret_unavailable"
     if error.startswith("StateUnavailable"):
