@@ -46,7 +46,8 @@ _EMAIL_HEADERS = frozenset(
 _STRUCTURE_MARKERS = (
     "gmail_quote", "divrplyfwdmsg", "appendonsend", "moz-cite-prefix", "gmail_signature", "moz-signature",
     "_mailautosig", "outlookmessageheader", "yahoo_quoted", "mail-editor-reference-message-container",
-    "applemailsignature", "olk_src_body_section",
+    "applemailsignature", "olk_src_body_section", "protonmail_quote", "protonmail_signature_block", "zmail_extra",
+    "ymail_android_signature", "composer_signature",
 )
 _STRUCTURE_PATTERNS = (("cite", re.compile(r"type=\"?cite")), ("signature", re.compile(r"id=\"?signature")),
                        ("border-top", re.compile(r"border-top:\s*solid")))

@@ -40,6 +40,8 @@ _QUOTE_XPATH = " | ".join(
         "//div[contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')]",
         "//*[starts-with(@id, 'yahoo_quoted')]",
         "//hr[@id='zwchr']",
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' protonmail_quote ')]",
+        "//div[contains(concat(' ', normalize-space(@class), ' '), ' zmail_extra ')]",
         "//hr[@id='stopSpelling']",
     ]
 )
@@ -52,6 +54,9 @@ _SIGNATURE_XPATH = " | ".join(
         "//*[@id='signature']",
         "//*[@id='ms-outlook-mobile-signature']",
         "//*[@id='AppleMailSignature']",
+        "//*[contains(concat(' ', normalize-space(@class), ' '), ' protonmail_signature_block ')]",
+        "//*[@id='ymail_android_signature']",
+        "//*[@id='composer_signature']",
     ]
 )
 _HEADER_START_RE = re.compile(

@@ -240,7 +240,7 @@ SIGNATURES = [
 
 
 @pytest.mark.parametrize(("name", "text", "body", "signature"), SIGNATURES, ids=[c[0] for c in SIGNATURES])
-def test_signature_forms(name, text, body, signature):  # noqa: D103
+def test_signature_forms(name, text, body, signature):
     got_body, got_signature, _ = transform(name, text, sender="Someone <someone@x.example>")
     assert (got_body, got_signature) == (body, signature)
 
@@ -384,3 +384,15 @@ def test_a_rule_over_a_table_of_details_stays_in_the_body():
             "Result: Successful\nElapsed time: 00:58")
     body, signature, _ = transform("fax", text, sender="fax@example.com")
     assert (body, signature) == (text, "")
+
+
+def test_protonmail_and_zoho_containers():
+    proton = ('<div>Sounds good.</div><div class="protonmail_signature_block"><div>Sent with Proton Mail secure '
+              'email.</div></div><div class="protonmail_quote">On Thursday, February 13th, 2020 at 6:40 PM, Paul '
+              '&lt;paul@durand.example&gt; wrote:<br><blockquote class="protonmail_quote" type="cite">Can we meet?'
+              '</blockquote></div>')
+    assert transform("proton", f"<html><body>{proton}</body></html>", html=True)[:2] == (
+        "Sounds good.", "Sent with Proton Mail secure email.")
+    zoho = ('<div>Sounds good.<br></div><div class="zmail_extra"><br><div>---- On Thu, 13 Feb 2020 18:40:11 +0100 '
+            '<b>Paul</b> &lt;paul@durand.example&gt; wrote ----<br></div><blockquote>Can we meet?</blockquote></div>')
+    assert transform("zoho", f"<html><body>{zoho}</body></html>", html=True)[0] == "Sounds good."
