@@ -43,6 +43,17 @@ def test_mbox_in_a_subprocess(tmp_path):
     for path in sorted(SAMPLES.glob("*.eml"))[:2]:
         chunks.append(b"From sender@example.com Mon Nov  2 09:00:00 2026\n" + path.read_bytes().replace(b"\r\n", b"\n"))
     mbox.write_bytes(b"\n".join(chunks) + b"\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "exchange_sync", "transform", str(mbox), "--json"],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = _lines(result.stdout.decode("utf-8"))
+    assert [line.get("rejected") for line in lines] == [None, None]
+    assert lines[0]["messages"][0]["body"]["text"]
+    # A path that does not exist is a wrong command line (f66cfe0): exit status 2, nothing transformed.
     missing = tmp_path / "missing.eml"
     result = subprocess.run(
         [sys.executable, "-m", "exchange_sync", "transform", str(mbox), str(missing), "--json"],
@@ -50,10 +61,8 @@ def test_mbox_in_a_subprocess(tmp_path):
         check=False,
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr.decode()
-    lines = _lines(result.stdout.decode("utf-8"))
-    assert [line.get("rejected") for line in lines] == [None, None, str(missing)]
-    assert lines[0]["messages"][0]["body"]["text"]
+    assert result.returncode == 2
+    assert "no such file or directory" in result.stderr.decode() and not result.stdout.strip()
 
 
 def test_human_view_shows_body_signature_and_properties():
