@@ -95,7 +95,7 @@ _WROTE = (
     r"|scrise|a scris|wrote the following|heeft geschreven|geschreven|hat geschrieben|pisze|pisał|ha escrit"
     r"|va escriure|escribiu|escrigué|đã viết|viết|menulis|je napisao|je napisala|napisao|je napisal|kirjoitti"
     r"|skrev følgende|skrev fölande|skrev följande|כתב|כתבה|كتب|เขียน|نوشت|idatzi zuen"
-    r"|said|says|schrieben|geschrieben|nous a dit|a dit|ha escrito|escreveu o seguinte|kirjoitti seuraavaa"
+    r"|schrieben|geschrieben|nous a dit|ha escrito|escreveu o seguinte|kirjoitti seuraavaa"
 )
 # Verbs of scripts without word spaces: no word boundary before them ("下午2:23写道：").
 _WROTE_CJK = r"写道|寫道|のメッセージ|は書きました|が書きました|님이 작성|작성"
@@ -111,7 +111,7 @@ _DASHES_RE = re.compile(r"^\s*[-=_~*]{2,}\s*(.*?)\s*[-=_~*]{2,}\s*$")
 # Gmail's verbless form in many languages: "<date> <name> <address>:" ("2014-03-20 8:48 GMT+01:00 Ann
 # <ann@x>:", "ср, 30 апр. 2025 г. в 15:19, Ann <ann@x>:", "2016年11月8日(火) 14:26 Ann <ann@x>:").
 _ADDRESS_COLON_END_RE = re.compile(
-    r"(?:<[^<>\s]+@[^<>\s]+>|\[mailto:[^\]\s]+\]|\([^()\s]+@[^()\s]+\)|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"(?:<[^<>\s]+@[^<>\s]+>|\[mailto:[^\]\s]+\]|\([^()\s]+@[^()\s]+\))"  # bracketed: prose has bare ones
     r"[\"'»)\]]?\s*[:：]\s*$"
 )
 _ADDRESS_END_RE = re.compile(r"@[^\s<>@]+>?\s*$")

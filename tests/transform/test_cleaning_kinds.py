@@ -396,3 +396,15 @@ def test_protonmail_and_zoho_containers():
     zoho = ('<div>Sounds good.<br></div><div class="zmail_extra"><br><div>---- On Thu, 13 Feb 2020 18:40:11 +0100 '
             '<b>Paul</b> &lt;paul@durand.example&gt; wrote ----<br></div><blockquote>Can we meet?</blockquote></div>')
     assert transform("zoho", f"<html><body>{zoho}</body></html>", html=True)[0] == "Sounds good."
+
+
+@pytest.mark.parametrize("text", [
+    "The meeting is on 2020-03-04 at 10:00 with bob@example.com:\n\n- agenda item one\n- agenda item two",
+    "As my manager said at the 10:30 meeting:\n\n1. ship it\n2. test it",
+    "On Monday, we shipped 2 releases:\n- 1.2\n- 1.3",
+    "Am Montag haben wir 2 Versionen ausgeliefert:\n- 1.2\n- 1.3",
+], ids=["date-and-bare-address", "said-with-time", "on-monday", "am-montag"])
+def test_prose_with_dates_and_colons_is_not_an_attribution(text):
+    body, _, props = transform("prose-colon", text)
+    assert body == text
+    assert "string:Quoted History" not in props
