@@ -53,6 +53,10 @@ class RequestLog:
             self._log.clear()
 
 
+class IncompleteRequest(ConnectionResetError):
+    """The client closed the connection before its request body was complete."""
+
+
 class BaseHandler(BaseHTTPRequestHandler):
     """Keep-alive HTTP/1.1 handler: one-write responses, TCP_NODELAY, GET/POST/PUT/DELETE to ``_route``."""
 
@@ -74,18 +78,29 @@ class BaseHandler(BaseHTTPRequestHandler):
         self.logger.debug("%s %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes:
+        """The request body; ``IncompleteRequest`` when the client went away before sending all of it
+        (a killed client is not a malformed request: nothing is answered, validated or audited)."""
         length = int(self.headers.get("Content-Length") or 0)
         if self.chunked_requests and self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline()
+                if not line.endswith(b"\n"):
+                    raise IncompleteRequest("connection closed inside a chunked request body")
+                size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     self.rfile.readline()
                     break
-                chunks.append(self.rfile.read(size))
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise IncompleteRequest("connection closed inside a chunked request body")
+                chunks.append(chunk)
                 self.rfile.readline()
             return b"".join(chunks)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise IncompleteRequest(f"connection closed after {len(body)} of {length} body bytes")
+        return body
 
     def _respond(self, status: int, body: bytes = b"", content_type: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -110,17 +125,23 @@ class BaseHandler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         raise NotImplementedError
 
+    def _dispatch(self, method: str) -> None:
+        try:
+            self._route(method)
+        except IncompleteRequest:
+            self.close_connection = True
+
     def do_POST(self) -> None:  # noqa: N802
-        self._route("POST")
+        self._dispatch("POST")
 
     def do_GET(self) -> None:  # noqa: N802
-        self._route("GET")
+        self._dispatch("GET")
 
     def do_PUT(self) -> None:  # noqa: N802
-        self._route("PUT")
+        self._dispatch("PUT")
 
     def do_DELETE(self) -> None:  # noqa: N802
-        self._route("DELETE")
+        self._dispatch("DELETE")
 
 
 class ThreadedServer(ThreadingHTTPServer):

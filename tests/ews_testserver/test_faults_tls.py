@@ -186,3 +186,26 @@ def test_min_tls_and_ecdsa_certificate() -> None:
             acc = exchangelib_account(server, "user@example.com", "secret", "user@example.com", auth="ntlm")
             assert acc.inbox.total_count >= 1
     assert server.returncode == 0
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_request_cut_off_by_a_dying_client_is_dropped_not_answered(srv: RunningServer, chunked: bool) -> None:
+    """A client killed mid-request (kill -9 of a run) leaves half a body: nothing is answered, logged or
+    reported to the protocol audit as a malformed request, and the server keeps serving."""
+    import base64
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(srv.url)
+    body = b'<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    auth = base64.b64encode(b"user@example.com:secret").decode()
+    head = (f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Basic {auth}\r\n"
+            "Content-Type: text/xml; charset=utf-8\r\n")
+    head += "Transfer-Encoding: chunked\r\n\r\n" if chunked else f"Content-Length: {len(body) + 500}\r\n\r\n"
+    seq = srv.last_seq()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head.encode() + (f"{len(body) + 500:x}\r\n".encode() if chunked else b"") + body)
+        sock.shutdown(socket.SHUT_WR)  # the client is gone
+        assert sock.recv(1024) == b""  # closed without an answer
+    assert srv.log(seq) == []
+    assert srv.admin("GET", "/health")["ok"]
