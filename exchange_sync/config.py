@@ -282,6 +282,23 @@ class MailboxConfig(_Model):
         default=None, description="folder paths to sync (with their sub-folders); all mail folders when absent"
     )
     folder_denylist: list[str] = Field(default_factory=list, description="folder paths to skip (with sub-folders)")
+    participant_allowlist: list[str] = Field(
+        default_factory=list,
+        description="only mail with one of these addresses in From, Sender, To or Cc (case-insensitive); "
+        "with participant_domain_allowlist: either list admits",
+    )
+    participant_denylist: list[str] = Field(
+        default_factory=list,
+        description="never mail with one of these addresses in From, Sender, To or Cc; wins over the allowlists",
+    )
+    participant_domain_allowlist: list[str] = Field(
+        default_factory=list,
+        description="only mail with a participant in one of these domains or their subdomains",
+    )
+    participant_domain_denylist: list[str] = Field(
+        default_factory=list,
+        description="never mail with a participant in one of these domains or their subdomains; wins over the allowlists",
+    )
 
     @field_validator("email")
     @classmethod
@@ -305,6 +322,36 @@ class MailboxConfig(_Model):
         if value is None:
             return None
         return [normalise_folder_path(p) for p in value]
+
+    @field_validator("participant_allowlist", "participant_denylist", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        from exchange_sync.pipeline.filters import normalise_address
+
+        return _normalised_list(value, normalise_address)
+
+    @field_validator("participant_domain_allowlist", "participant_domain_denylist", mode="before")
+    @classmethod
+    def _domains(cls, value: Any) -> Any:
+        from exchange_sync.pipeline.filters import normalise_domain
+
+        return _normalised_list(value, normalise_domain)
+
+
+def _normalised_list(value: Any, normalise: Any) -> Any:
+    """A list of strings, each normalised, duplicates dropped (order kept); null = empty."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise ValueError("expected a list, e.g. [a@acme.com] (a single string is not a list)")
+    if not isinstance(value, (list, tuple)):
+        return value  # pydantic reports the type
+    out: list[str] = []
+    for entry in value:
+        item = normalise(entry)
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def normalise_folder_path(path: str) -> str:

@@ -33,7 +33,7 @@ import requests
 
 from exchange_sync.source.errors import InvalidSyncState, ServerUnavailable
 from exchange_sync.source.folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
-from exchange_sync.source.models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage
+from exchange_sync.source.models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, Participants, SyncPage
 
 from .http import MAX_BATCH, GraphHttp, error_of, map_status
 
@@ -42,6 +42,9 @@ LEGACY_PREFIX = "graph1:"
 _ROUNDS = ("i", "d")
 # What the pipeline needs from the delta/list pages: the MIME comes separately ($value).
 MESSAGE_SELECT = "receivedDateTime,internetMessageId,conversationId,changeKey,parentFolderId"
+# Added to the delta/list $select only for a mailbox with a participant filter (no cost otherwise).
+PARTICIPANT_SELECT = "from,sender,toRecipients,ccRecipients"
+_PARTICIPANT_PROPS = ("from", "sender", "toRecipients", "ccRecipients")
 IMMUTABLE = 'IdType="ImmutableId"'
 MAX_PAGE = 1000
 
@@ -63,6 +66,12 @@ class GraphMailboxSession:
         self.email = email
         self.fetch_chunk_size = max(1, min(MAX_BATCH, fetch_chunk_size))
         self._user = f"/users/{quote(email, safe='@')}"
+        # Set by the pipeline for a mailbox with a participant filter: delta rounds started from now on and
+        # backfill lists $select the participants, so the filter needs no request of its own.
+        self.select_participants = False
+
+    def _message_select(self) -> str:
+        return f"{MESSAGE_SELECT},{PARTICIPANT_SELECT}" if self.select_participants else MESSAGE_SELECT
 
     # -- folders -----------------------------------------------------------------------------
     def all_folders(self) -> list[FolderInfo]:
@@ -139,7 +148,7 @@ class GraphMailboxSession:
             params: dict[str, str] | None = None
         else:
             round_, url = "i", f"{self._folder_path(folder)}/messages/delta"
-            params = {"$select": MESSAGE_SELECT}
+            params = {"$select": self._message_select()}
         change_type = "create" if round_ == "i" else "update"
         while True:
             data = self.http.get_json(url, params=params, headers=prefer(size), mailbox=self.email,
@@ -169,7 +178,40 @@ class GraphMailboxSession:
         return ItemRef(item_id=m["id"], change_key=m.get("changeKey") or "", change_type=change_type,  # type: ignore[arg-type]
                        datetime_received=parse_time(m.get("receivedDateTime")),
                        internet_message_id=m.get("internetMessageId"), size=None,
-                       conversation_id=m.get("conversationId"))
+                       conversation_id=m.get("conversationId"), participants=message_participants(m))
+
+    def participants(self, refs: Sequence[ItemRef], chunk_size: int | None = None) -> Participants:
+        """From, Sender, To and Cc of ``refs``: those the delta/list page carried, the others through
+        ``$batch`` of ``/messages/{id}?$select=from,sender,toRecipients,ccRecipients`` (a round started
+        before the filter was configured keeps its $select in its links)."""
+        out = Participants()
+        todo = []
+        for ref in refs:
+            if ref.participants is not None:
+                out.by_id[ref.item_id] = ref.participants
+            else:
+                todo.append(ref)
+        size = max(1, min(MAX_BATCH, chunk_size or self.fetch_chunk_size))
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            subs = [{"id": str(i), "method": "GET", "headers": prefer(),
+                     "url": f"{self._user}/messages/{quote(r.item_id, safe='')}?$select={PARTICIPANT_SELECT}"}
+                    for i, r in enumerate(chunk)]
+            answers = self.http.batch(subs, mailbox=self.email, operation="message.participants")
+            for i, ref in enumerate(chunk):
+                sub = answers.get(str(i), {})
+                status = int(sub.get("status", 0))
+                if status == 200 and isinstance(sub.get("body"), dict):
+                    out.by_id[ref.item_id] = message_participants(sub["body"]) or ()
+                elif status == 404:
+                    out.missing_ids.append(ref.item_id)
+                elif status in (401, 403):
+                    raise map_status(status, *error_of(status, sub.get("body")), mailbox=self.email,
+                                     operation="message.participants")
+                else:
+                    code, message = error_of(status, sub.get("body"))
+                    out.failed[ref.item_id] = f"{code or 'HTTP ' + str(status)}: {message}"
+        return out
 
     # -- MIME --------------------------------------------------------------------------------
     def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, chunk_size: int | None = None) -> FetchResult:
@@ -224,7 +266,7 @@ class GraphMailboxSession:
             terms.append(f"receivedDateTime ge {_iso(start)}")
         if end is not None:
             terms.append(f"receivedDateTime lt {_iso(end)}")
-        params: dict[str, str] | None = {"$select": MESSAGE_SELECT, "$orderby": "receivedDateTime asc",
+        params: dict[str, str] | None = {"$select": self._message_select(), "$orderby": "receivedDateTime asc",
                                          "$top": str(max(1, min(MAX_PAGE, page_size)))}
         if terms:
             assert params is not None
@@ -237,6 +279,24 @@ class GraphMailboxSession:
             if refs:
                 yield refs
             url, params = data.get("@odata.nextLink"), None
+
+
+def message_participants(m: dict[str, Any]) -> tuple[str, ...] | None:
+    """Lowercased addresses of a Graph message's from, sender, toRecipients and ccRecipients; None when
+    the message JSON has none of these properties (not selected)."""
+    if not any(prop in m for prop in _PARTICIPANT_PROPS):
+        return None
+    found: list[str] = []
+    for prop in _PARTICIPANT_PROPS:
+        value = m.get(prop)
+        recipients = value if isinstance(value, list) else [value]
+        for r in recipients:
+            address = ((r or {}).get("emailAddress") or {}).get("address") if isinstance(r, dict) else None
+            if isinstance(address, str) and address.strip():
+                address = address.strip().lower()
+                if address not in found:
+                    found.append(address)
+    return tuple(found)
 
 
 def _iso(dt: datetime) -> str:

@@ -68,6 +68,7 @@ class MailboxReport:
     items: int = 0
     skipped_before_start: int = 0
     missing: int = 0
+    filtered: int = 0  # left out by the mailbox's participant filters (never fetched, never billed)
     deletes: int = 0
     rejected: int = 0
     cleaning_fallbacks: int = 0  # comments whose body the transform's safety net kept (string:Cleaning)
@@ -86,6 +87,7 @@ class MailboxReport:
             "units": self.counts.units,
             "deleted": self.deletes,
             "rejected": self.rejected,
+            "filtered": self.filtered,
             "cleaning_fallbacks": self.cleaning_fallbacks,
             "errors": self.error or "",
         }
@@ -104,6 +106,7 @@ def _add(report: MailboxReport, folder_report: FolderReport, page: ExtractedPage
     report.items += page.items
     report.skipped_before_start += page.skipped_before_start
     report.missing += page.missing
+    report.filtered += getattr(page, "filtered", 0)
     report.deletes += len(page.deletes)
     report.rejected += result.rejected
     report.cleaning_fallbacks += getattr(result, "cleaning_fallbacks", 0)
@@ -219,7 +222,7 @@ class _MailboxPipeline:
 def _no_progress(page: ExtractedPage, state: str | None) -> bool:
     # A server that neither advances the state nor ends the range would loop us forever.
     return page.sync_state == state and not page.items and not page.deletes and not page.skipped_before_start \
-        and not page.missing
+        and not page.missing and not getattr(page, "filtered", 0)
 
 
 def _incremental_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, fresh: set[str], folder) -> Iterator[ExtractedPage]:
@@ -240,7 +243,7 @@ def _incremental_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, fresh:
 def _backfill_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, start: datetime | None, end: datetime | None,
                     folder) -> Iterator[ExtractedPage]:
     """A folder's items received in [start, end) (FindItem pages; never reads or moves a watermark)."""
-    session = rt.source.open_mailbox(mailbox.email)
+    session = plain_steps.open_session(rt, mailbox.email)
     lower = start
     if mailbox.start_timestamp is not None and (lower is None or mailbox.start_timestamp > lower):
         lower = mailbox.start_timestamp  # a backfill never reaches before the mailbox's configured start

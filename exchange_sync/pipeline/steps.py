@@ -32,6 +32,7 @@ class ExtractedPage:
     items: int = 0
     skipped_before_start: int = 0
     missing: int = 0  # vanished between SyncFolderItems and GetItem
+    filtered: int = 0  # dropped by the mailbox's participant filters before their MIME was fetched
     deletes: list[str] = field(default_factory=list)
     sync_state: str | None = None
     last_page: bool = True
@@ -90,12 +91,54 @@ def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, sessio
     return staged.path, staged.rows, missing
 
 
+def participant_filter(rt: Runtime, mailbox: str):
+    """The ``ParticipantFilter`` of ``mailbox`` in the run's configuration (None: no filter, no cost)."""
+    from exchange_sync.pipeline.filters import ParticipantFilter
+
+    for mb in rt.config.mailboxes:
+        if mb.email == mailbox:
+            return ParticipantFilter.of(mb)
+    return None
+
+
+def open_session(rt: Runtime, mailbox: str):
+    """The source's session of ``mailbox``; a Graph session of a filtered mailbox selects participants."""
+    session = rt.source.open_mailbox(mailbox)
+    if participant_filter(rt, mailbox) is not None and hasattr(session, "select_participants"):
+        session.select_participants = True
+    return session
+
+
+def _apply_filter(rt: Runtime, mailbox: str, refs: list, session, folder) -> tuple[list, int, int]:
+    """(refs to fetch, filtered, vanished): the participant filter applied before any MIME is fetched.
+    Items whose participants Exchange could not return are rejections (never loaded unfiltered)."""
+    flt = participant_filter(rt, mailbox)
+    if flt is None or not refs:
+        return refs, 0, 0
+    found = session.participants(refs)
+    if found.failed:
+        by_id = {r.item_id: r for r in refs}
+        rt.state.record_rejections(
+            rt.config.name,
+            [
+                Rejected(mailbox=mailbox, folder_path=folder.path, item_id=item_id,
+                         message_id=getattr(by_id.get(item_id), "internet_message_id", None),
+                         reason=f"exchange could not return the item's participants: {reason}")
+                for item_id, reason in found.failed.items()
+            ],
+        )
+    kept = [r for r in refs if r.item_id in found.by_id and flt.keeps(found.by_id[r.item_id])]
+    filtered = sum(1 for r in refs if r.item_id in found.by_id) - len(kept)
+    return kept, filtered, len(found.missing_ids)
+
+
 def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, start: datetime | None) -> ExtractedPage:
     """One SyncFolderItems page (at most ``batch_size`` changes), fetched and staged as one Parquet file."""
-    session = rt.source.open_mailbox(mailbox)
+    session = open_session(rt, mailbox)
     page = next(iter(session.sync_pages(folder, sync_state, page_size=rt.config.batch_size)))
     crashpoint("after_sync_page")
-    wanted = [r for r in page.changes if start is None or r.datetime_received is None or r.datetime_received >= start]
+    in_range = [r for r in page.changes if start is None or r.datetime_received is None or r.datetime_received >= start]
+    wanted, filtered, vanished = _apply_filter(rt, mailbox, in_range, session, folder)
     if wanted:
         # Start the transform workers (~0.7 s of imports and model loading) while this page is
         # fetched, not when it is handed over; a run with nothing to fetch never starts them.
@@ -104,8 +147,9 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
     return ExtractedPage(
         staged_path=path,
         items=items,
-        skipped_before_start=len(page.changes) - len(wanted),
-        missing=missing,
+        skipped_before_start=len(page.changes) - len(in_range),
+        missing=missing + vanished,
+        filtered=filtered,
         deletes=list(page.deletes),
         sync_state=page.sync_state,
         last_page=page.last_page,
@@ -114,9 +158,10 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
 
 def extract_refs(rt: Runtime, mailbox: str, folder, refs: list) -> ExtractedPage:
     """Backfill: fetch and stage a page of FindItem results (never touches the sync state)."""
-    session = rt.source.open_mailbox(mailbox)
-    path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, refs, session, folder)
-    return ExtractedPage(staged_path=path, items=items, missing=missing)
+    session = open_session(rt, mailbox)
+    wanted, filtered, vanished = _apply_filter(rt, mailbox, refs, session, folder)
+    path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
+    return ExtractedPage(staged_path=path, items=items, missing=missing + vanished, filtered=filtered)
 
 
 def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:

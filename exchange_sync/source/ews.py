@@ -35,7 +35,7 @@ from ..config import EwsConnection, IntegrationConfig
 from . import redact
 from .errors import MailboxAccessDenied, ServerRejectedRequest, SourceError, map_exception
 from .folders import WELL_KNOWN_2007, RawFolder, build_folder_infos, select_mail_folders, well_known_for
-from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, SyncPage, size_chunks
+from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, Participants, SyncPage, size_chunks
 from .protocol import BoundedFaultTolerance, make_protocol_class, new_protocol
 from .retry import call_with_retry
 from .services import (
@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 # Cheap per-item fields; never let exchangelib choose (its defaults include MimeContent and bodies).
 REF_FIELDS = ("item:DateTimeReceived", "message:InternetMessageId", "item:Size", "item:ConversationId")
 FETCH_FIELDS = ("item:MimeContent",) + REF_FIELDS
+# Only when the mailbox has a participant filter, before the MIME: SyncFolderItems and FindItem cannot
+# return recipient collections (Microsoft: "You cannot get CcRecipients by using a FindItem request. Use a
+# GetItem request"; SyncFolderItems "is similar to the FindItem operation"), so one small GetItem per chunk.
+PARTICIPANT_FIELDS = ("message:From", "message:Sender", "message:ToRecipients", "message:CcRecipients")
 FOLDER_FIELDS = ("folder:DisplayName", "folder:FolderClass", "folder:ParentFolderId", "folder:TotalCount")
 FIND_FOLDER_PAGE = 500
 # A GetItem answer carries its items' MIME base64-encoded (4/3 of Size) and is parsed whole: requests are
@@ -450,6 +454,40 @@ class MailboxSession:
                 pool.shutdown(wait=True, cancel_futures=True)
         return self._rows(folder, chunks, results)
 
+    def participants(self, refs: Sequence[ItemRef], *, chunk_size: int | None = None) -> Participants:
+        """From, Sender, To and Cc of ``refs``: GetItem IdOnly + PARTICIPANT_FIELDS in chunks of
+        ``chunk_size`` (no MIME, no body), up to max_connections in flight. Only for a filtered mailbox."""
+        size = chunk_size or self.source.fetch_chunk_size
+        chunks = [list(refs[i:i + size]) for i in range(0, len(refs), size)]
+        if not chunks:
+            return Participants()
+
+        def one(chunk: list[ItemRef]) -> list[Any]:
+            ids = [r.item_id for r in chunk]
+            return self._call("GetItem", lambda: RawGetItem(account=self.account).get(ids, PARTICIPANT_FIELDS))
+
+        workers = min(self.source.max_connections, len(chunks))
+        if workers == 1:
+            results = [one(c) for c in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews-participants") as pool:
+                results = list(pool.map(one, chunks))
+        out = Participants()
+        for chunk, elems in zip(chunks, results):
+            if len(elems) != len(chunk):
+                raise self._map(
+                    ews_errors.MalformedResponseError(f"GetItem returned {len(elems)} results for {len(chunk)} ids"),
+                    "GetItem",
+                )
+            for ref, elem in zip(chunk, elems):
+                if isinstance(elem, ews_errors.ErrorItemNotFound):
+                    out.missing_ids.append(ref.item_id)
+                elif isinstance(elem, Exception):
+                    out.failed[ref.item_id] = f"{type(elem).__name__}: {elem}"
+                else:
+                    out.by_id[ref.item_id] = _participants(elem)
+        return out
+
     def _rows(self, folder: FolderInfo, chunks: list[list[ItemRef]], results: list[list[Any]]) -> FetchResult:
         cols: dict[str, list[Any]] = {name: [] for name in STAGED_SCHEMA.names}
         missing: list[str] = []
@@ -538,6 +576,22 @@ def _item_ref(item: Any, change_type: str) -> ItemRef:
         size=int(size) if size and size.strip().isdigit() else None,
         conversation_id=conv.get("Id") if conv is not None else None,
     )
+
+
+def _participants(item: Any) -> tuple[str, ...]:
+    """Lowercased EmailAddress of every Mailbox under From, Sender, To and Cc (in that order, deduplicated)."""
+    found: list[str] = []
+    for tag in ("From", "Sender", "ToRecipients", "CcRecipients"):
+        holder = item.find(t(tag))
+        if holder is None:
+            continue
+        for mailbox in holder.iter(t("Mailbox")):
+            address = child_text(mailbox, t("EmailAddress"))
+            if address:
+                address = address.strip().lower()
+                if address not in found:
+                    found.append(address)
+    return tuple(found)
 
 
 _SYNC_TAGS = {t("Create"): "create", t("Update"): "update"}

@@ -36,6 +36,19 @@ class ItemRef:
     internet_message_id: str | None
     size: int | None
     conversation_id: str | None = None
+    # Lowercased addresses of From, Sender, To and Cc when the listing returned them (Graph with a
+    # participant filter), else None: ``participants()`` of the session reads them then.
+    participants: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Participants:
+    """What ``MailboxSession.participants`` returns: addresses per item id (From, Sender, To, Cc);
+    ``missing_ids`` vanished since the listing; ``failed`` maps other per-item errors to a reason."""
+
+    by_id: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    missing_ids: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
