@@ -108,7 +108,7 @@ class GraphHandler(BaseHandler):
         self._respond(reply.status, reply.body, reply.content_type, reply.headers)
 
     def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch("PATCH")
+        self._serve("PATCH")
 
     def _route(self, method: str) -> None:
         raw = self._read_body()

@@ -125,23 +125,23 @@ class BaseHandler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         raise NotImplementedError
 
-    def _dispatch(self, method: str) -> None:
+    def _serve(self, method: str) -> None:
         try:
             self._route(method)
         except IncompleteRequest:
             self.close_connection = True
 
     def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
+        self._serve("POST")
 
     def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
+        self._serve("GET")
 
     def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
+        self._serve("PUT")
 
     def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
+        self._serve("DELETE")
 
 
 class ThreadedServer(ThreadingHTTPServer):

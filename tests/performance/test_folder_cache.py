@@ -3,26 +3,30 @@ picked up after the refresh interval or on demand, a deleted folder does not bre
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime, timedelta, timezone
 
 from ews_testserver.testing import make_mime
 
+from ews_testserver import ids
 from exchange_sync.config import parse_config
 from exchange_sync.pipeline.folder_cache import forget_folders
 from exchange_sync.pipeline.runtime import checkpoint_store
+from exchange_sync.source.folders import DEFAULT_SKIPPED
 
 from .conftest import all_comments, make_config
 from .support import ops, run_plain
 
 
 def mail_folder_count(srv, mailbox: str) -> int:
-    boxes = {m["address"]: m for m in srv.mailboxes()}
+    """Mail folders the sync takes by default: IPF.Note, without Drafts, Outbox, Sync Issues (and its
+    sub-folders) and Conversation History (folders.DEFAULT_SKIPPED, by their well-known ids)."""
+    folders = {m["address"]: m for m in srv.mailboxes()}[mailbox]["folders"]
+    skipped = [f["path"] for f in folders if f.get("distinguished") in DEFAULT_SKIPPED]
     return sum(
-        1 for f in boxes[mailbox]["folders"]
+        1 for f in folders
         if (f.get("folder_class") or "IPF.Note").startswith("IPF.Note")
-        and f.get("distinguished") not in ("drafts", "outbox") and not f["path"].startswith(("Drafts", "Outbox"))
+        and not any(f["path"] == p or f["path"].startswith(p + "/") for p in skipped)
     )
 
 
@@ -102,8 +106,8 @@ def test_a_folder_deleted_on_the_server_does_not_break_the_run(ews, tmp_path):
     inbox = next(f for f in folders if f["distinguished_id"] == "inbox")
     # A folder the cache knows but the server no longer has (the test server cannot delete folders:
     # a well-formed id of a folder number that does not exist behaves exactly like a deleted one).
-    mbx_index = base64.b64decode(inbox["folder_id"]).decode().split(":")[1]
-    gone = {**inbox, "folder_id": base64.b64encode(f"F:{mbx_index}:9999".encode()).decode(),
+    _kind, mbx_index, _num, _ = ids.decode(inbox["folder_id"])
+    gone = {**inbox, "folder_id": ids.folder_id(mbx_index, 9999),
             "path": "Inbox/Gone", "display_name": "Gone", "distinguished_id": None, "parent_id": inbox["folder_id"]}
     # First in the list, so that the folders after it are synced from the rediscovered list.
     store.put_folder_list(config.name, "a@example.com", json.dumps([gone, *folders]), refreshed_at)
