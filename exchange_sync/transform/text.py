@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Unicode's Bidi_Control property, complete (PropList.txt): ALM, LRM, RLM, the embeddings and overrides
+# (LRE RLE PDF LRO RLO) and the isolates (LRI RLI FSI PDI).
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # Characters that are invisible or reorder text: they carry no meaning for an analyst, break
 # equality of otherwise equal text, and bidi overrides can disguise content ("Trojan source").
 _INVISIBLE = dict.fromkeys(
     map(
         ord,
         "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"  # zero-width, BOM, soft hyphen
-        "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f",  # bidi controls
+        + BIDI_CONTROLS,
     ),
     None,
 )
