@@ -85,7 +85,9 @@ class _Body:
     signature: str
     source: str  # plain | html | calendar | forwarded | none
     quote_kind: str | None
-    capped: bool = False  # a size cap cut the input of the cleaning rules (MAX_HTML_CHARS, MAX_CLEAN_CHARS)
+    # a size cap cut the input of the cleaning rules (MAX_HTML_CHARS, MAX_CLEAN_CHARS) or the HTML parser
+    # stopped early (nesting deeper than every cap)
+    capped: bool = False
     fallback: bool = False  # the cuts would have left nothing: the safety net kept the author's text
 
 
@@ -118,7 +120,7 @@ def _piece_text(piece: BodyPiece) -> tuple[str, str, str | None, bool, str, bool
         if usable or plain is None:
             text, text_capped = _cap(converted.text, MAX_CLEAN_CHARS)
             quoted, quoted_capped = _cap(converted.quoted, MAX_CLEAN_CHARS)
-            capped = html_capped or text_capped or quoted_capped
+            capped = html_capped or text_capped or quoted_capped or converted.truncated
             return text or "", quoted or "", converted.signature, converted.quote_cut, "html", capped
     return plain or "", "", None, False, "plain", plain_capped
 

@@ -76,17 +76,162 @@ class HtmlText:
     signature: str | None  # text of a marked signature container, if any
     quote_cut: bool  # a quote container was found
     quoted: str  # the text from the quote container on (for pure forwards)
+    truncated: bool = False  # the parser still stopped early (nesting past every cap): text was lost
+
+
+# Nesting (docs/transform.md, "Size caps"). libxml2 stops parsing at 256 levels (2,048 with
+# ``huge_tree``) and drops everything from there on, and inscriptis recurses once per level: elements
+# deeper than MAX_TREE_DEPTH are unwrapped (their text kept, blocks become line breaks) before conversion.
+# Markup deeper than libxml2 takes is flattened as text first (``_cap_nesting``).
+MAX_TREE_DEPTH = 200
+_VOID_TAGS = frozenset({
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen",
+    "link", "meta", "param", "source", "track", "wbr",
+})
+_RAW_TEXT_TAGS = frozenset(("script", "style"))
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "caption", "center", "dd", "details", "dialog", "dir",
+    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hgroup", "hr", "li", "main", "menu", "nav", "ol", "p", "pre", "section", "summary",
+    "table", "tbody", "tfoot", "thead", "tr", "ul",
+})
+_CELL_TAGS = frozenset(("td", "th"))
+# An opening tag of these closes an open sibling of its family (the implied end tags of HTML).
+_FAMILIES = {
+    "p": "p", "li": "li", "dt": "d", "dd": "d", "tr": "tr", "td": "c", "th": "c",
+    "option": "option", "thead": "t", "tbody": "t", "tfoot": "t",
+}
+# A tag never spans a "<" (not even in a quoted value): no match looks past the next one, so the scan
+# is linear.
+_TAG_RE = re.compile(
+    r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/<>]*)(?:[^<>\"']|\"[^\"<]*\"|'[^'<]*')*>", re.DOTALL
+)
+_RAW_END_RE = {tag: re.compile(rf"</{tag}\s*>", re.IGNORECASE) for tag in _RAW_TEXT_TAGS}
+# The elements one level above the cap (<html> is level 1): only their <br>s are deeper.
+_FLOOR_XPATH = etree.XPath("/*" * (MAX_TREE_DEPTH - 1))
+
+
+@dataclass
+class ParsedHtml:
+    root: lxml.html.HtmlElement | None
+    truncated: bool  # libxml2 still stopped early (a resource limit): text after that point is lost
 
 
 def parse_html(html: str) -> lxml.html.HtmlElement | None:
+    root = _parse(html).root
+    if root is not None:
+        _flatten_deep(root)
+    return root
+
+
+def _parse(html: str) -> ParsedHtml:
     if not html or not html.strip():
-        return None
+        return ParsedHtml(None, False)
+    root, limited = _parse_once(html)
+    if limited:
+        # Deeper than libxml2 takes even with huge_tree: cap the nesting in the markup and parse again.
+        root, limited = _parse_once(_cap_nesting(html, MAX_TREE_DEPTH))
+    return ParsedHtml(root, limited and root is not None)
+
+
+def _parse_once(html: str) -> tuple[lxml.html.HtmlElement | None, bool]:
     try:
-        parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
+        # huge_tree lifts the depth limit from 256 to 2,048 levels; the other limits it lifts (text node
+        # size) are bounded by build.MAX_HTML_CHARS.
+        parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=True)
         data = html.encode("utf-8", "replace")
-        return lxml.html.document_fromstring(data, parser=parser)
+        root = lxml.html.document_fromstring(data, parser=parser)
     except (etree.ParserError, ValueError, TypeError):
-        return None
+        return None, False
+    limited = any(entry.type_name == "ERR_RESOURCE_LIMIT" for entry in parser.error_log)
+    return root, limited
+
+
+def _cap_nesting(html: str, limit: int) -> str:
+    """``html`` without the tags that would nest deeper than ``limit`` (their text stays).
+
+    One linear scan of the markup with HTML's implied end tags approximated; only used when libxml2
+    refused the document. Removed block tags become one ``<br>`` per run and cells a space, so the text
+    around them stays apart.
+    """
+    out: list[str] = []
+    stack: list[tuple[str, bool]] = []  # open elements: (tag, kept)
+    position = 0  # html[:position] is in ``out``
+    scan = 0
+    broke = False  # a <br> stands for removed tags and nothing but space came after it
+    while (match := _TAG_RE.search(html, scan)) is not None:
+        scan = match.end()
+        closing, name = match.group(1), match.group(2)
+        if name is None:
+            continue  # a comment, left as written (the parser removes it)
+        tag = name.lower()
+        if closing:
+            keep = len(stack) < limit  # a stray end tag
+            for index in range(len(stack) - 1, max(len(stack) - 33, -1), -1):
+                if stack[index][0] == tag:
+                    keep = stack[index][1]
+                    del stack[index:]
+                    break
+        elif tag in _VOID_TAGS:
+            keep = True  # no content, no depth
+        else:
+            top = stack[-1][0] if stack else None
+            family = _FAMILIES.get(tag)
+            same_family = family is not None and _FAMILIES.get(top) == family
+            if top is not None and (same_family or (top == "p" and tag in _BLOCK_TAGS)):
+                stack.pop()  # an implied end tag
+            keep = len(stack) < limit
+            if tag in _RAW_TEXT_TAGS:
+                # Script and style hold no tags: their content goes (or stays) with the start tag.
+                end = _RAW_END_RE[tag].search(html, scan)
+                scan = end.end() if end else len(html)
+                if not keep:
+                    out.append(html[position : match.start()])
+                    position = scan
+                continue
+            stack.append((tag, keep))
+        if keep:
+            continue
+        between = html[position : match.start()]
+        out.append(between)
+        position = match.end()
+        if between.strip():
+            broke = False
+        if tag in _BLOCK_TAGS and not broke:
+            out.append("<br>")
+            broke = True
+        elif tag in _CELL_TAGS:
+            out.append(" ")
+    out.append(html[position:])
+    return "".join(out)
+
+
+def _flatten_deep(root: lxml.html.HtmlElement) -> None:
+    """Unwrap every element deeper than MAX_TREE_DEPTH: the text stays in order in its ancestor one level
+    up, block boundaries become one ``<br>`` (cells a space)."""
+    for floor in _FLOOR_XPATH(root):
+        if not len(floor):
+            continue
+        runs: list[list[str]] = [[]]
+        for event, element in etree.iterwalk(floor, events=("start", "end")):
+            if element is floor:
+                continue
+            tag = element.tag if isinstance(element.tag, str) else ""
+            if tag in _BLOCK_TAGS or tag == "br":
+                if event == "start" or tag != "br":
+                    runs.append([])
+            elif tag in _CELL_TAGS:
+                runs[-1].append(" ")
+            text = element.text if event == "start" else element.tail
+            if text:
+                runs[-1].append(text)
+        for child in list(floor):
+            floor.remove(child)
+        floor.text = (floor.text or "") + "".join(runs[0])
+        for run in runs[1:]:
+            text = "".join(run)
+            if text.strip():
+                etree.SubElement(floor, "br").tail = text
 
 
 def _clean(root: lxml.html.HtmlElement) -> None:
@@ -278,10 +423,12 @@ def html_to_text(html: str) -> HtmlText:
     """
     for mark in (QUOTE_MARK, SIGNATURE_MARK, BLOCKQUOTE_MARK, BLOCKQUOTE_END_MARK):
         html = html.replace(mark, "")
-    root = parse_html(html)
+    parsed = _parse(html)
+    root = parsed.root
     if root is None:
         return HtmlText(text="", signature=None, quote_cut=False, quoted="")
-    _clean(root)
+    _clean(root)  # before flattening: links deep down keep their address
+    _flatten_deep(root)
     first = _first_quote(root)
     if first is not None:
         _mark_before(first, QUOTE_MARK)
@@ -302,4 +449,5 @@ def html_to_text(html: str) -> HtmlText:
         signature="\n".join(signatures) if signatures else None,
         quote_cut=first is not None,
         quoted=quoted.replace(SIGNATURE_MARK, ""),
+        truncated=parsed.truncated,
     )
