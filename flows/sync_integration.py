@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -38,7 +38,8 @@ from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from exchange_sync.config import IntegrationConfig, MailboxConfig
-from exchange_sync.deploy.limits import server_slot, slot_mode
+from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm, form_to_config
+from exchange_sync.deploy.limits import ensure_server_limit, running_under_deployment, server_slot, slot_mode
 from exchange_sync.memory import tune_arrow_pool, tune_malloc
 from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline.mailbox import MailboxReport
@@ -137,6 +138,8 @@ def _run_name() -> str:
     params = flow_run.parameters or {}
     config = params.get("config") or {}
     name = config.get("name") if isinstance(config, dict) else getattr(config, "name", "integration")
+    if not config:
+        name = params.get("integration") or "integration"
     mode = params.get("mode", "incremental")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     prefix = "backfill" if mode == "backfill" else "sync"
@@ -224,6 +227,40 @@ def sync_integration(
     mailboxes: list[str] | None = None,
 ) -> dict:
     """Sync an integration's mailboxes once. ``mailboxes`` restricts the run to some of them."""
+    return _sync(config, mode, start, end, mailboxes)
+
+
+@flow(name="exchange-sync", flow_run_name=_run_name, validate_parameters=True, log_prints=False)
+def sync_ews(
+    integration: str,
+    server_url: str,
+    access_type: Literal["delegate", "impersonation"],
+    mailboxes: list[MailboxForm],
+    auth: Literal["ntlm", "basic", "oauth2"] = "ntlm",
+    username: str = "",
+    password: SecretRefForm = SecretRefForm(),
+    tls: TlsForm = TlsForm(),
+    destination: DestinationForm = DestinationForm(),
+    advanced: dict[str, Any] = {},  # noqa: B006 - Prefect copies parameters; never mutated
+    mode: Mode = "incremental",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    only_mailboxes: list[str] = [],  # noqa: B006
+) -> dict:
+    """Sync an EWS integration's mailboxes once; the parameters are the configuration file's, as a
+    form (``exchange_sync.deploy.form``). Any of them may be changed for one run."""
+    from exchange_sync.config import ConfigError
+
+    try:
+        config = form_to_config(integration, server_url, auth, username, password, access_type, tls, mailboxes,
+                                destination, advanced)
+    except ConfigError as exc:
+        raise ConfigError(f"the run's parameters are not a valid configuration: {exc}") from None
+    return _sync(config, mode, start, end, only_mailboxes or None)
+
+
+def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: datetime | None,
+          mailboxes: list[str] | None) -> dict:
     _check_window(mode, start, end)
     tune_malloc()  # before the pipeline's threads exist: flat peak RSS on large mailboxes
     tune_arrow_pool()
@@ -251,6 +288,11 @@ def sync_integration(
         logger.warning("mailbox %s is disabled (%s): skipped", m.email, disabled[m.email].disabled_reason)
     selected = [m for m in selected if m.email not in disabled]
     limit_mode = slot_mode(config.connection.server_key)
+    if limit_mode == "strict" and running_under_deployment():
+        if ensure_server_limit(config.connection.server_key, config.concurrency.connections_per_server):
+            logger.info("Created the concurrency limit %s (%d slots) for server %s: the first run on it.",
+                        config.connection.server_key, config.concurrency.connections_per_server,
+                        config.connection.server_url)
     progress_id = create_progress_artifact(0.0, key=_artifact_key(config.name, "progress"),
                                            description=f"{mode} run of {config.name}: mailboxes done")
     done = 0
@@ -280,7 +322,9 @@ def sync_integration(
                         # A deployment without its server limit: a setup error of the integration,
                         # not of this mailbox (never counted towards disabling it).
                         result = MailboxReport(mailbox=email, status="failed", reason=SERVER_LIMIT_MISSING,
-                                               error=f"{type(exc).__name__}: {exc} (run `exchange-sync deploy`)")
+                                               error=f"{type(exc).__name__}: {exc} (the server's concurrency limit "
+                                                     f"{config.connection.server_key} is missing or inactive: "
+                                                     "create or activate it in the UI's Concurrency page)")
                     else:
                         result = MailboxReport(mailbox=email, status="failed", reason="unexpected_error",
                                                error=f"{type(exc).__name__}: {exc}")

@@ -61,16 +61,22 @@ def submit(integration: str, start: datetime, end: datetime, *, mailboxes: list[
            chunk_days: int = 31) -> list[Submitted]:
     """Create one flow run per chunk on the integration's backfill deployment; returns at once
     (``timeout=0``): a worker runs them one after another (the deployment's limit is 1, ENQUEUE)."""
+    from prefect import get_client
     from prefect.deployments import run_deployment
 
+    name = full_name(backfill_deployment_name(integration))
+    with get_client(sync_client=True) as client:
+        schema = client.read_deployment_by_name(name).parameter_openapi_schema or {}
+    # The form flow (EWS) restricts a run with `only_mailboxes`; the `config` flow with `mailboxes`.
+    subset_key = "only_mailboxes" if "only_mailboxes" in (schema.get("properties") or {}) else "mailboxes"
     out = []
     for chunk in split_window(start, end, chunk_days):
         key = idempotency_key(integration, chunk, mailboxes)
         params: dict = {"mode": "backfill", "start": _iso(chunk.start), "end": _iso(chunk.end)}
         if mailboxes:
-            params["mailboxes"] = list(mailboxes)
+            params[subset_key] = list(mailboxes)
         run = run_deployment(
-            full_name(backfill_deployment_name(integration)),
+            name,
             parameters=params,
             tags=["backfill"],
             idempotency_key=key,

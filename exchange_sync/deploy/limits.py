@@ -9,8 +9,10 @@ starve every other integration's 5-minute poll on the same server; per mailbox, 
 the server while it actually talks to it, and other runs interleave mailbox by mailbox.
 
 Strictness: Prefect silently skips an unknown limit name when ``strict=False`` (no limit at all).
-Under a deployment the limit is created by ``exchange-sync deploy``, so a missing one is a setup
-error and fails the mailbox loudly (``strict=True``). A plain ``exchange-sync run`` honours the limit
+Under a deployment the limit is created by ``exchange-sync deploy`` for the servers of the files, and
+by the run itself (``ensure_server_limit``, ``connections_per_server`` slots) for a server it is the
+first to use: a custom run with another server URL needs no deploy step. The slot is then taken
+strictly (``strict=True``): a limit deleted meanwhile fails the mailbox loudly. A plain ``exchange-sync run`` honours the limit
 when it exists (strictly) and runs unlimited otherwise (a laptop or CI has no deploy step).
 ``EXCHANGE_SYNC_SERVER_LIMIT=1`` requires the limit everywhere, ``=0`` never takes a slot.
 """
@@ -75,3 +77,25 @@ def server_slot(server_key: str, mode: str | None = None) -> Iterator[None]:
 
     with concurrency(server_key, occupy=1, strict=(mode == "strict")):
         yield
+
+
+def ensure_server_limit(server_key: str, slots: int) -> bool:
+    """Create the server's global concurrency limit when it does not exist (a run under a deployment
+    on a server no ``exchange-sync deploy`` has seen, e.g. a custom run with another server URL).
+    Returns whether it was created; an existing limit is left as the operator tuned it."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(server_key)
+            return False
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=server_key, limit=slots,
+                                                                                active=True))
+            return True
+        except ObjectAlreadyExists:  # another run created it meanwhile
+            return False

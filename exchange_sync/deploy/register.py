@@ -78,12 +78,11 @@ def ensure_limit(client, name: str, limit: int) -> tuple[bool, int]:
         return False, client.read_global_concurrency_limit_by_name(name).limit
 
 
-def _flow_schema() -> dict:
-    from prefect.utilities.callables import parameter_schema
+def _flow_schema(entrypoint: str = ENTRYPOINT) -> dict:
+    import flows.sync_integration as module
+    from exchange_sync.deploy.form import flow_schema
 
-    from flows.sync_integration import sync_integration
-
-    return parameter_schema(sync_integration).model_dump(exclude_unset=True)
+    return flow_schema(getattr(module, entrypoint.rsplit(":", 1)[1]))
 
 
 def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[str, int] | None = None) -> DeployResult:
@@ -94,7 +93,7 @@ def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[s
     from prefect.exceptions import ObjectNotFound
 
     result = DeployResult()
-    schema = _flow_schema()
+    schemas = {s.entrypoint: _flow_schema(s.entrypoint) for s in specs}
     pull_steps = [{"prefect.deployments.steps.set_working_directory": {"directory": str(project.resolve())}}]
     with get_client(sync_client=True) as client:
         for pool in sorted({s.work_pool for s in specs}):
@@ -122,9 +121,9 @@ def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[s
                 description=spec.description,
                 tags=spec.tags,
                 parameters=spec.parameters,
-                parameter_openapi_schema=schema,
+                parameter_openapi_schema=schemas[spec.entrypoint],
                 enforce_parameter_schema=True,
-                entrypoint=ENTRYPOINT,
+                entrypoint=spec.entrypoint,
                 pull_steps=pull_steps,
                 work_pool_name=spec.work_pool,
                 work_queue_name=spec.work_queue,

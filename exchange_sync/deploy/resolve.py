@@ -60,7 +60,9 @@ def from_server(name: str) -> IntegrationConfig | None:
             dep = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
         except ObjectNotFound:
             return None
-    cfg = parse_config((dep.parameters or {}).get("config"))
+    from exchange_sync.deploy.form import config_from_parameters
+
+    cfg = config_from_parameters(dep.parameters or {})
     for step in dep.pull_steps or []:
         target = (step.get("prefect.deployments.steps.set_working_directory") or {}).get("directory")
         if target and Path(target).is_dir():

@@ -33,6 +33,9 @@ from exchange_sync.deploy.names import (
 )
 
 ENTRYPOINT = "flows.sync_integration:sync_integration"  # a module path: works from any working directory
+# EWS integrations: the same flow with union-free parameters, which the Prefect UI renders as a form
+# (exchange_sync.deploy.form); other kinds keep the whole configuration as one `config` parameter.
+FORM_ENTRYPOINT = "flows.sync_integration:sync_ews"
 DEFAULT_POOL = "exchange-sync"
 DEFAULT_INTERVAL_S = 300
 SETTINGS_KEY = "exchange_sync"  # under `definitions:` in prefect.yaml
@@ -83,10 +86,25 @@ class DeploymentSpec:
         return tags + (["backfill"] if self.backfill else [])
 
     @property
+    def form(self) -> bool:
+        return self.config.connection.kind == "ews"
+
+    @property
+    def entrypoint(self) -> str:
+        return FORM_ENTRYPOINT if self.form else ENTRYPOINT
+
+    @property
     def parameters(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"config": config_parameter(self.config)}
-        if self.mailboxes is not None:
-            params["mailboxes"] = self.mailboxes
+        if self.form:
+            from exchange_sync.deploy.form import form_parameters
+
+            params: dict[str, Any] = form_parameters(self.config)
+            if self.mailboxes is not None:
+                params["only_mailboxes"] = self.mailboxes
+        else:
+            params = {"config": config_parameter(self.config)}
+            if self.mailboxes is not None:
+                params["mailboxes"] = self.mailboxes
         if self.backfill:
             params["mode"] = "backfill"
         return params
@@ -129,7 +147,7 @@ class DeploymentSpec:
         return {
             "name": self.name,
             "description": self.description,
-            "entrypoint": ENTRYPOINT,
+            "entrypoint": self.entrypoint,
             "tags": self.tags,
             "work_pool": pool,
             "schedules": self.schedule_yaml(),

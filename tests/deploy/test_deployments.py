@@ -73,11 +73,13 @@ def test_deploy_registers_deployments_pool_and_server_limit(deployed, ews, pool_
     assert alpha.global_concurrency_limit.limit == 1
     assert alpha.concurrency_options.collision_strategy.value == "CANCEL_NEW"
     assert [s.schedule.cron for s in alpha.schedules] == ["0 0 1 1 *"]
-    assert alpha.entrypoint == "flows.sync_integration:sync_integration"
+    assert alpha.entrypoint == "flows.sync_integration:sync_ews"  # the EWS form flow
     assert "integration:alpha" in alpha.tags and not alpha.paused
-    # The deployment's config parameter is the file's configuration, secret reference included.
-    assert parse_config(alpha.parameters["config"]) == parse_config(deployed.configs["alpha"])
-    assert alpha.parameters["config"]["connection"]["password"] == {"secret_block": f"exsync-pw-{pool_name}"}
+    # The deployment's parameters are the file's configuration, secret reference included.
+    from exchange_sync.deploy.form import config_from_parameters
+
+    assert config_from_parameters(alpha.parameters) == parse_config(deployed.configs["alpha"])
+    assert alpha.parameters["password"] == {"secret_block": f"exsync-pw-{pool_name}", "env": ""}
     backfill = _deployment("alpha-backfill")
     assert backfill.schedules == [] and backfill.concurrency_options.collision_strategy.value == "ENQUEUE"
     assert backfill.parameters["mode"] == "backfill"
@@ -133,6 +135,97 @@ def test_runs_through_worker_one_mailbox_at_a_time_per_server(deployed, ews):
             assert f"run of `{name}`" in markdown.data
 
 
+def _schema_problems(schema: dict) -> list[str]:
+    """What keeps the Prefect 3.9.1 UI from rendering the schema as titled, described form fields."""
+    problems = []
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, dict):
+            if "oneOf" in node or "discriminator" in node:
+                problems.append(f"{where}: oneOf/discriminator")
+            for option in node.get("anyOf", []):
+                if option.get("type") == "object" or "$ref" in option or "properties" in option:
+                    problems.append(f"{where}: anyOf of objects")
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+
+    walk(schema, "schema")
+    objects = [("parameters", schema)] + list((schema.get("definitions") or {}).items())
+    for name, obj in objects:
+        for prop, spec in (obj.get("properties") or {}).items():
+            if not spec.get("title") or not spec.get("description"):
+                problems.append(f"{name}.{prop}: no title or no description")
+    return problems
+
+
+def test_parameter_schema_is_a_form_the_ui_renders(deployed, prefect_api):
+    """The schema as the UI receives it (GET /api/deployments/name/...): no union of objects, every
+    property titled and described, every setting of the brief present as a field."""
+    import httpx
+
+    data = httpx.get(f"{prefect_api}/deployments/name/exchange-sync/alpha", timeout=30).json()
+    schema = data["parameter_openapi_schema"]
+    assert _schema_problems(schema) == []
+    props, defs = schema["properties"], schema["definitions"]
+    assert {"integration", "server_url", "auth", "username", "password", "access_type", "tls", "mailboxes",
+            "destination"} <= set(props)
+    assert set(props["access_type"]["enum"]) == {"delegate", "impersonation"}
+    assert {"verify", "ca_bundle", "ciphers", "min_version", "max_version"} <= set(defs["TlsForm"]["properties"])
+    assert {"email", "start_timestamp", "folder_allowlist", "folder_denylist"} <= set(defs["MailboxForm"]["properties"])
+    assert {"secret_block", "env"} == set(defs["SecretRefForm"]["properties"])
+    assert {"kind", "url", "project", "source"} <= set(defs["DestinationForm"]["properties"])
+    # The check itself fails on the shape it replaces (the config parameter with its unions).
+    from exchange_sync.deploy.register import _flow_schema
+
+    assert any("oneOf" in p for p in _schema_problems(_flow_schema("flows.sync_integration:sync_integration")))
+
+
+def test_custom_run_with_only_mailboxes_changed(deployed, ews):
+    """Prefect replaces a nested parameter whole: a run overriding only `mailboxes` keeps the rest."""
+    mark = ews.last_seq()
+    run = _run("beta", parameters={"mailboxes": [{"email": "b2@example.com"}]})
+    final = wait_final([run.id])[run.id]
+    assert final.state.is_completed(), final.state.message
+    touched = {e["mailbox"] for e in ews.log(mark) if e.get("mailbox")}
+    assert touched == {"b2@example.com"}, touched
+
+
+def test_custom_run_with_another_server_url_creates_its_limit(deployed, ews):
+    """Another server URL for one run: its per-server limit is created by the run, no deploy step."""
+    from prefect.exceptions import ObjectNotFound
+
+    from exchange_sync.config import parse_config
+
+    url = ews.url.replace("127.0.0.1", "localhost")
+    cfg = deployed.configs["beta"]
+    key = parse_config({**cfg, "connection": {**cfg["connection"], "server_url": url}}).connection.server_key
+    assert key.startswith("ews-localhost-"), key
+    with _client() as client:
+        with pytest.raises(ObjectNotFound):  # nothing deployed on that server
+            client.read_global_concurrency_limit_by_name(key)
+    run = _run("beta", parameters={"server_url": url})
+    final = wait_final([run.id])[run.id]
+    assert final.state.is_completed(), final.state.message
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with _client() as client:
+        logs = [log.message for log in
+                client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+        assert any(f"Created the concurrency limit {key}" in m for m in logs), logs
+        limits = {lim.name: lim.limit for lim in client.read_global_concurrency_limits(limit=200)}
+        assert limits.get(key) == 4, logs  # connections_per_server's default
+
+
+def test_custom_run_with_an_invalid_form_fails_clearly(deployed):
+    run = _run("beta", parameters={"password": {"secret_block": "x", "env": "Y"}})
+    final = wait_final([run.id])[run.id]
+    assert final.state.is_failed()
+    assert "not a valid configuration" in final.state.message and "password" in final.state.message
+
+
 def test_backfill_submission_is_chunked_tagged_and_idempotent(deployed):
     args = ("backfill", "alpha", "--start", "2023-12-15", "--end", "2024-02-01", "--mailbox", "a1@example.com",
             "--json")
@@ -151,7 +244,7 @@ def test_backfill_submission_is_chunked_tagged_and_idempotent(deployed):
         assert run.state.is_completed(), (run.name, run.state.message)
         assert run.name.startswith("backfill-alpha-"), run.name
         assert "backfill" in run.tags
-        assert run.parameters["mode"] == "backfill" and run.parameters["mailboxes"] == ["a1@example.com"]
+        assert run.parameters["mode"] == "backfill" and run.parameters["only_mailboxes"] == ["a1@example.com"]
     from exchange_sync.store import SqlStore
 
     history = SqlStore(deployed.configs["alpha"]["state"]["url"]).list_runs("alpha")

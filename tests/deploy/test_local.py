@@ -221,7 +221,7 @@ def test_specs_shards_partition_mailboxes_and_round_trip(tmp_path):
     assert [s.name for s in shards] == ["big-shard-1-of-3", "big-shard-2-of-3", "big-shard-3-of-3"]
     assigned = [m for s in shards for m in s.mailboxes]
     assert sorted(assigned) == sorted(mailboxes)  # every enabled mailbox exactly once
-    assert all(s.parameters["mailboxes"] == s.mailboxes for s in shards)
+    assert all(s.parameters["only_mailboxes"] == s.mailboxes for s in shards)
     assert [s.name for s in specs if s.backfill] == ["big-backfill"]
     assert parse_config(config_parameter(shards[0].config)) == parse_config(cfg)
     assert "big-pw" in json.dumps(shards[0].parameters)  # the reference, not a value
