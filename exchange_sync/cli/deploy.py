@@ -34,11 +34,16 @@ def deploy_command(
                                              help="Rewrite prefect.yaml's deployments list.")] = True,
     register: Annotated[bool, typer.Option("--register/--no-register",
                                            help="Register with the Prefect server (PREFECT_API_URL).")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite deployments edited in the UI since the "
+                                                        "last deploy (see `exchange-sync diff NAME`).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a deployment per integration in deployments/*.yaml (schedule, work pool, limits).
 
-    A deployment an operator stopped stays stopped: its paused state is read and kept."""
+    A deployment an operator stopped stays stopped: its paused state is read and kept. A deployment
+    whose parameters or schedule were edited in the UI since the last deploy is kept as edited
+    (unless --force). Example configurations (deployments/example*.yaml) are deployed only when
+    named with --only."""
     from exchange_sync.config import ConfigError
     from exchange_sync.deploy import spec as specs_mod
 
@@ -52,6 +57,12 @@ def deploy_command(
         raise typer.Exit(EXIT_CONFIG) from None
     if not configs:
         typer.echo(f"error: no integration configuration in {project / 'deployments'}", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    skipped_examples = [c.name for p, c in configs if _is_example(p) and c.name not in (only or ())]
+    configs = [(p, c) for p, c in configs if c.name not in skipped_examples]
+    if not configs:
+        typer.echo(f"error: only example configurations in {project / 'deployments'} "
+                   f"({', '.join(skipped_examples)}): add yours, or deploy one with --only NAME", err=True)
         raise typer.Exit(EXIT_CONFIG)
     if shards is not None:
         if not only:
@@ -69,7 +80,8 @@ def deploy_command(
     if write_yaml:
         prefect_yaml.write_text(specs_mod.render_prefect_yaml(settings, all_specs), encoding="utf-8")
     chosen = [s for s in all_specs if not only or s.integration in only]
-    out: dict = {"deployments": [s.name for s in chosen], "prefect_yaml": str(prefect_yaml) if write_yaml else None}
+    out: dict = {"deployments": [s.name for s in chosen], "prefect_yaml": str(prefect_yaml) if write_yaml else None,
+                 "skipped_examples": skipped_examples}
     if register:
         _prefect()
         from exchange_sync.deploy.register import apply
@@ -78,7 +90,7 @@ def deploy_command(
         if server_limit:
             overrides = {s.config.connection.server_key: server_limit for s in chosen}
         try:
-            result = apply(chosen, project, limit_overrides=overrides)
+            result = apply(chosen, project, limit_overrides=overrides, force=force)
         except Exception as exc:  # noqa: BLE001 - server unreachable, validation error: say it plainly
             # Server validation errors quote the whole parameter schema: keep the message readable.
             message = str(exc)
@@ -93,6 +105,11 @@ def deploy_command(
         typer.echo(f"created  exchange-sync/{name}")
     for name in out.get("updated", []):
         typer.echo(f"updated  exchange-sync/{name}" + ("  (stopped: kept paused)" if name in out["kept_paused"] else ""))
+    for name in out.get("kept_edited", []):
+        typer.echo(f"kept     exchange-sync/{name}  (edited in the UI since the last deploy: not overwritten; "
+                   f"`exchange-sync diff {name}` shows the difference, `exchange-sync deploy --force` overwrites it)")
+    for name in skipped_examples:
+        typer.echo(f"skipped  {name}  (an example configuration: deploy it with --only {name})")
     for name in out.get("deleted", []):
         typer.echo(f"deleted  exchange-sync/{name}  (no longer in the configuration)")
     for name in out.get("pools_created", []):
@@ -103,6 +120,59 @@ def deploy_command(
         typer.echo(f"concurrency limit {name}: {limit} slots (existing, unchanged)")
     if not register:
         typer.echo("\n".join(f"exchange-sync/{n}" for n in out["deployments"]))
+
+
+def _is_example(path: Path) -> bool:
+    return path.stem == "example" or path.stem.startswith("example-") or path.stem.startswith("example_")
+
+
+@app.command("diff")
+def diff_command(
+    name: Annotated[str, typer.Argument(help="Integration or deployment name.", show_default=False)],
+    project: Annotated[Path, typer.Option(help="Project directory (prefect.yaml, deployments/*.yaml).")] = Path("."),
+) -> None:
+    """Show how the server's deployments of an integration differ from what `exchange-sync deploy`
+    would write from the files (e.g. parameters or a schedule edited in the UI). Exit 1 when they differ."""
+    from exchange_sync.config import ConfigError
+    from exchange_sync.deploy import spec as specs_mod
+
+    project = project.resolve()
+    try:
+        settings = specs_mod.load_settings(project / "prefect.yaml")
+        configs = specs_mod.discover_configs(project)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    specs = [s for s in specs_mod.build_specs(project, settings, configs) if name in (s.integration, s.name)]
+    if not specs:
+        typer.echo(f"error: no integration or deployment named {name} in {project / 'deployments'}", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    _prefect()
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from exchange_sync.deploy.drift import render_diff, state_of
+    from exchange_sync.deploy.names import full_name
+
+    differs = False
+    with get_client(sync_client=True) as client:
+        for spec in specs:
+            try:
+                dep = client.read_deployment_by_name(full_name(spec.name))
+                deployed = state_of(dep.parameters, dep.schedules)
+            except ObjectNotFound:
+                deployed = None
+            wanted = state_of(spec.parameters, spec.schedule_objects())
+            if deployed == wanted:
+                typer.echo(f"exchange-sync/{spec.name}: same as the files")
+                continue
+            differs = True
+            if deployed is None:
+                typer.echo(f"exchange-sync/{spec.name}: not deployed")
+                continue
+            typer.echo(render_diff(spec.name, deployed, wanted), nl=False)
+    if differs:
+        raise typer.Exit(1)
 
 
 def _toggle(name: str, paused: bool, as_json: bool) -> None:

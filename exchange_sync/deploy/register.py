@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exchange_sync.deploy.control import integration_deployments
+from exchange_sync.deploy.drift import edited_since_written, state_of, version_for
 from exchange_sync.deploy.names import FLOW_NAME
 from exchange_sync.deploy.spec import ENTRYPOINT, DeploymentSpec
 
@@ -27,6 +28,7 @@ class DeployResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     kept_paused: list[str] = field(default_factory=list)
+    kept_edited: list[str] = field(default_factory=list)  # edited in the UI since the last deploy: left as is
     deleted: list[str] = field(default_factory=list)
     pools_created: list[str] = field(default_factory=list)
     limits_created: dict[str, int] = field(default_factory=dict)
@@ -85,7 +87,8 @@ def _flow_schema(entrypoint: str = ENTRYPOINT) -> dict:
     return flow_schema(getattr(module, entrypoint.rsplit(":", 1)[1]))
 
 
-def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[str, int] | None = None) -> DeployResult:
+def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[str, int] | None = None,
+          force: bool = False) -> DeployResult:
     """Register ``specs`` (sync Prefect client); ``project`` is the working directory of the runs
     (relative paths in the configurations, e.g. SQLite files, resolve against it)."""
     from prefect import get_client
@@ -114,10 +117,15 @@ def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[s
                 existing = client.read_deployment_by_name(f"{FLOW_NAME}/{spec.name}")
             except ObjectNotFound:
                 existing = None
+            if existing is not None and not force and edited_since_written(existing):
+                result.kept_edited.append(spec.name)  # an operator's edit: never reverted silently
+                continue
             paused = bool(existing.paused) if existing is not None else False
+            schedules = spec.schedule_objects()
             client.create_deployment(  # an upsert on (flow, name)
                 flow_id=flow_id,
                 name=spec.name,
+                version=version_for(state_of(spec.parameters, schedules)),
                 description=spec.description,
                 tags=spec.tags,
                 parameters=spec.parameters,
@@ -127,7 +135,7 @@ def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[s
                 pull_steps=pull_steps,
                 work_pool_name=spec.work_pool,
                 work_queue_name=spec.work_queue,
-                schedules=spec.schedule_objects(),
+                schedules=schedules,
                 concurrency_limit=spec.concurrency["limit"],
                 concurrency_options=ConcurrencyOptions(
                     collision_strategy=ConcurrencyLimitStrategy(spec.concurrency["collision_strategy"])),

@@ -231,6 +231,7 @@ PREFECT_YAML_HEADER = """\
 # run `exchange-sync deploy`, which rewrites this list and registers it. `prefect deploy --all`
 # registers the same deployments, but note that it resets a stopped (paused) deployment to running:
 # `exchange-sync deploy` keeps an operator's stop. See docs/operations.md.
+# deployments/example.yaml is an example: it is deployed only with `exchange-sync deploy --only example`.
 """
 
 

@@ -284,6 +284,54 @@ def test_stop_survives_redeploy_and_start_resumes(deployed):
     assert code == 2 and "no deployment" in out
 
 
+def test_ui_edit_survives_redeploy_and_diff_shows_it(deployed):
+    """Parameters and a schedule edited in the UI (the same PATCH/POST the UI sends) are kept by
+    `exchange-sync deploy` with a message, shown by `exchange-sync diff`, overwritten by --force."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    code, out = cli("diff", "beta", "--project", str(deployed.root))
+    assert code == 0 and "same as the files" in out, out
+    beta = _deployment("beta")
+    edited = {**beta.parameters, "mailboxes": [{"email": "b1@example.com"}]}
+    with _client() as client:
+        client.update_deployment(beta.id, DeploymentUpdate(parameters=edited))
+    code, out = cli("deploy", "--project", str(deployed.root))
+    assert code == 0, out
+    assert "kept     exchange-sync/beta  (edited in the UI" in out, out
+    assert _deployment("beta").parameters["mailboxes"] == [{"email": "b1@example.com"}]
+    assert "updated  exchange-sync/alpha" in out  # the others are written as before
+    code, out = cli("diff", "beta", "--project", str(deployed.root))
+    assert code == 1 and "b2@example.com" in out and "server: exchange-sync/beta" in out, out
+    # A schedule added in the UI is an edit too (here on top of the edited parameters).
+    with _client() as client:
+        client.create_deployment_schedules(beta.id, [(IntervalSchedule(interval=timedelta(hours=6)), True)])
+    code, out = cli("deploy", "--project", str(deployed.root), "--only", "beta")
+    assert code == 0 and "kept     exchange-sync/beta" in out, out
+    assert len(_deployment("beta").schedules) == 2
+    code, out = cli("deploy", "--project", str(deployed.root), "--only", "beta", "--force")
+    assert code == 0 and "updated  exchange-sync/beta" in out, out
+    restored = _deployment("beta")
+    assert len(restored.parameters["mailboxes"]) == 2 and len(restored.schedules) == 1
+    code, out = cli("diff", "beta", "--project", str(deployed.root))
+    assert code == 0, out
+
+
+def test_example_configuration_is_deployed_only_when_asked(tmp_path, deployed):
+    import shutil
+
+    root = write_project(tmp_path, [deployed.configs["alpha"] | {"name": "own"}])
+    shutil.copy(Path(__file__).parents[2] / "deployments" / "example.yaml", root / "deployments" / "example.yaml")
+    code, out = cli("deploy", "--project", str(root), "--no-register")
+    assert code == 0, out
+    assert "skipped  example" in out and "exchange-sync/own" in out and "exchange-sync/example" not in out
+    assert "name: example" not in (root / "prefect.yaml").read_text()
+    code, out = cli("deploy", "--project", str(root), "--no-register", "--only", "example")
+    assert code == 0 and "exchange-sync/example" in out, out
+
+
 def test_no_secret_is_readable_through_the_prefect_api(deployed):
     """After the runs above (including the failed credentials run), scan what the API serves."""
     from prefect.client.schemas.filters import LogFilter
