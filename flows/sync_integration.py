@@ -151,6 +151,61 @@ def _artifact_key(name: str, suffix: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in f"{name}-{suffix}".lower())
 
 
+class _ArtifactProgress:
+    """The run's progress artifact, moved per page: items done / items known so far (the pipeline
+    reports the items of the folders it is about to sync, then each page it loads). Chains to the
+    sink installed before (the CLI's progress bar)."""
+
+    def __init__(self, artifact_id, mailboxes: int, chained) -> None:
+        self.artifact_id, self.mailboxes, self.chained = artifact_id, mailboxes, chained
+        self.known = self.done = self.mailboxes_done = 0
+        self.lock = threading.Lock()
+
+    def expect(self, items: int) -> None:
+        if self.chained is not None:
+            self.chained.expect(items)
+        with self.lock:
+            self.known += items
+            self._update()
+
+    def advance(self, items: int) -> None:
+        if self.chained is not None:
+            self.chained.advance(items)
+        with self.lock:
+            self.done += items
+            self._update()
+
+    def mailbox_done(self) -> None:
+        with self.lock:
+            self.mailboxes_done += 1
+            self._update()
+
+    def _update(self) -> None:
+        known = max(self.known, self.done)
+        if self.mailboxes_done >= self.mailboxes:
+            percent = 100.0
+        elif known:
+            # Never ahead of the mailboxes: a mailbox not listed yet may bring more items.
+            percent = min(100.0 * self.done / known, 100.0 * (self.mailboxes_done + 1) / max(self.mailboxes, 1))
+        else:
+            percent = 100.0 * self.mailboxes_done / max(self.mailboxes, 1)
+        try:
+            update_progress_artifact(self.artifact_id, round(percent, 1),
+                                     description=f"{self.done} of {known} items known so far; "
+                                                 f"{self.mailboxes_done} of {self.mailboxes} mailboxes done")
+        except Exception:  # noqa: BLE001 - progress is for watching: never fail a sync over it
+            logging.getLogger("exchange_sync").debug("progress artifact update failed", exc_info=True)
+
+
+def _human_counts(result: MailboxReport) -> str:
+    c = result.counts
+    parts = [f"{c.new} new", f"{c.updated} updated", f"{c.unchanged} unchanged"]
+    extra = [(result.deletes, "deleted"), (result.rejected, "rejected"), (result.missing, "missing on the server"),
+             (result.skipped_before_start, "before the start time"), (result.filtered, "filtered out")]
+    parts += [f"{n} {what}" for n, what in extra if n]
+    return f"{result.items} items in {len(result.folders)} folders: " + ", ".join(parts)
+
+
 def _check_window(mode: Mode, start: datetime | None, end: datetime | None) -> None:
     if mode == "incremental" and (start or end):
         raise ValueError("start/end apply to backfill runs only (mode='backfill')")
@@ -158,12 +213,28 @@ def _check_window(mode: Mode, start: datetime | None, end: datetime | None) -> N
         raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
 
 
+def _as_state(result: MailboxReport):
+    """A failed mailbox is a *Failed* task run in the UI (red, with the reason), a skipped one a
+    *Skipped* one; the report is the state's data either way, and the flow decides the run's outcome."""
+    if result.status == "failed":
+        from prefect.states import Failed
+
+        return Failed(message=f"mailbox {result.mailbox} failed ({result.reason}): {result.error}", data=result)
+    if result.status == "skipped":  # e.g. mailbox_not_found: a state named Skipped, with the reason
+        from prefect.states import Completed
+
+        return Completed(name="Skipped", message=f"mailbox {result.mailbox} skipped ({result.reason}): "
+                                                 f"{result.error}", data=result)
+    return result
+
+
 @task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
 def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None, end: datetime | None,
                  limit_mode: str) -> MailboxReport:
     """One mailbox on the flow's shared Runtime (threads), inside its server slot."""
     with server_slot(rt.config.connection.server_key, limit_mode):
-        return plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start, end=end)
+        return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start,
+                                                    end=end))
 
 
 @task(name="sync-mailbox-remote", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
@@ -174,7 +245,8 @@ def sync_mailbox_remote(config: IntegrationConfig, mailbox: MailboxConfig, mode:
     rt = Runtime.open(config)
     try:
         with server_slot(config.connection.server_key, limit_mode):
-            return plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start, end=end)
+            return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start,
+                                                        end=end))
     finally:
         rt.close()
 
@@ -294,7 +366,12 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
                         config.connection.server_key, config.concurrency.connections_per_server,
                         config.connection.server_url)
     progress_id = create_progress_artifact(0.0, key=_artifact_key(config.name, "progress"),
-                                           description=f"{mode} run of {config.name}: mailboxes done")
+                                           description=f"{mode} run of {config.name}: items done of items known")
+    from exchange_sync.pipeline import progress as run_progress
+
+    previous_sink = run_progress.current()
+    sink = _ArtifactProgress(progress_id, len(selected), previous_sink)
+    run_progress.install(sink)
     done = 0
     lock = threading.Lock()
     credentials_error: BaseException | None = None
@@ -311,7 +388,9 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
             }
             for email, future in futures.items():
                 try:
-                    result: MailboxReport = future.result()
+                    result: MailboxReport = future.result(raise_on_failure=False)
+                    if isinstance(result, BaseException):  # the task raised
+                        raise result
                 except Exception as exc:  # noqa: BLE001 - classified below
                     from exchange_sync.source import InvalidCredentials
 
@@ -331,13 +410,13 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
                 report.mailboxes.append(result)
                 with lock:
                     done += 1
-                    update_progress_artifact(progress_id, 100.0 * done / max(len(selected), 1))
+                sink.mailbox_done()
                 if result.status != "ok":
-                    logger.warning("mailbox %s %s: %s (%s)", email, result.status, result.reason, result.error)
+                    logger.warning("Mailbox %s %s (%s): %s", email, result.status, result.reason, result.error)
                 else:
-                    logger.info("mailbox %s: %s", email, result.counts.model_dump())
+                    logger.info("Mailbox %s synced: %s.", email, _human_counts(result))
         if not selected:
-            update_progress_artifact(progress_id, 100.0)
+            update_progress_artifact(progress_id, 100.0, description="no mailbox to sync")
         _record_outcomes(rt, config, report)
         wide = sorted({r for r in map(_integration_reason, report.failed) if r is not None})
         if wide:
@@ -355,14 +434,18 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
                 report.notes.append(f"invalid_exchange_credentials: deployments {', '.join(paused)} paused; fix the "
                                     f"credentials, then `exchange-sync start {config.name}`")
     finally:
+        run_progress.install(previous_sink)
         report.finished_at = datetime.now(timezone.utc)
         status = "failed" if credentials_error or report.failed else "completed"
         rt.state.finish_run(run_id, status, report.to_dict())
         _prune_staging(rt, logger)
         rt.close()
     create_table_artifact(key=_artifact_key(config.name, "run"), table=report.rows(),
-                          description=f"{mode} run of {config.name}")
-    create_markdown_artifact(key=_artifact_key(config.name, "report"), markdown=render_markdown(report))
+                          description=f"{mode} run of {config.name}: one row per mailbox (items, new, "
+                                      "updated, status)")
+    create_markdown_artifact(key=_artifact_key(config.name, "report"), markdown=render_markdown(report),
+                             description=f"{mode} run of {config.name}: {len(report.mailboxes)} mailboxes, "
+                                         f"{len(report.failed)} failed")
     if credentials_error is not None:
         raise CredentialsError(f"invalid_exchange_credentials: {credentials_error}")
     if report.failed:

@@ -19,17 +19,44 @@ from exchange_sync.pipeline import steps as plain
 from exchange_sync.pipeline.runtime import Runtime
 
 
+# Staging folder key (``<staging>/<integration>/<mailbox>/<key>/<batch>``) -> folder path, filled by
+# the extract tasks, so that a transform task run (which only gets the staged file) is named after
+# the mailbox and folder it transforms, not ``transform-d9e``.
+_FOLDER_PATHS: dict[str, str] = {}
+
+
+def _remember_folder(folder) -> None:
+    from exchange_sync.staging import folder_key
+
+    folder_id = getattr(folder, "folder_id", None)
+    if folder_id:
+        _FOLDER_PATHS[folder_key(folder_id)] = str(getattr(folder, "path", folder_id))
+
+
+def transform_run_name() -> str:
+    from prefect.runtime import task_run
+
+    path = str((task_run.parameters or {}).get("staged_path") or "")
+    parts = [p for p in path.replace("\\", "/").split("/") if p]
+    if len(parts) >= 3:
+        mailbox, key = parts[-3], parts[-2]
+        return f"transform {mailbox} {_FOLDER_PATHS.get(key, key)}"
+    return "transform"
+
+
 @task(name="extract", cache_policy=NONE, task_run_name="extract {mailbox} {folder.path}")
 def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, start: datetime | None):
+    _remember_folder(folder)
     return plain.extract_page(rt, mailbox, folder, sync_state, start)
 
 
 @task(name="extract-range", cache_policy=NONE, task_run_name="extract-range {mailbox} {folder.path}")
 def extract_refs(rt: Runtime, mailbox: str, folder, refs: list):
+    _remember_folder(folder)
     return plain.extract_refs(rt, mailbox, folder, refs)
 
 
-@task(name="transform", cache_policy=NONE)
+@task(name="transform", cache_policy=NONE, task_run_name=transform_run_name)
 def transform_batch(rt: Runtime, staged_path: str):
     return plain.transform_batch(rt, staged_path)
 

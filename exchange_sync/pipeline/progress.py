@@ -23,6 +23,11 @@ _sink: ProgressSink | None = None
 _lock = threading.Lock()
 
 
+def current() -> ProgressSink | None:
+    """The sink installed now (a flow chains its own in front of the CLI's progress bar)."""
+    return _sink
+
+
 def install(sink: ProgressSink | None) -> None:
     global _sink
     with _lock:

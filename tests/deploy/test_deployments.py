@@ -133,6 +133,22 @@ def test_runs_through_worker_one_mailbox_at_a_time_per_server(deployed, ews):
             assert stored > 0 and sum(r["new"] for r in rows) == stored
             markdown = next(a for a in arts if a.type == "markdown")
             assert f"run of `{name}`" in markdown.data
+            assert markdown.description and table.description
+            # Progress per page: items done of items known, 100 % at the end.
+            progress = next(a for a in arts if a.type == "progress")
+            assert float(progress.data) == 100.0 and "items known" in progress.description, progress
+            assert progress.description.startswith(f"{sum(r['items'] for r in rows)} of ")
+            # Task runs say mailbox and folder; run logs are sentences, not Python dicts.
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
+            transforms = [t.name for t in tasks if t.name.startswith("transform")]
+            assert transforms and all(t.startswith("transform " + name[0]) for t in transforms), transforms
+            assert any(t.endswith(" Inbox") for t in transforms), transforms
+            logs = [m.message for m in client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+            assert any(m.startswith(f"Mailbox {name[0]}1@example.com synced: ") and " new, " in m for m in logs), logs
+            assert not any("{'new'" in m for m in logs)
 
 
 def _schema_problems(schema: dict) -> list[str]:
@@ -191,6 +207,31 @@ def test_custom_run_with_only_mailboxes_changed(deployed, ews):
     assert final.state.is_completed(), final.state.message
     touched = {e["mailbox"] for e in ews.log(mark) if e.get("mailbox")}
     assert touched == {"b2@example.com"}, touched
+
+
+def test_a_skipped_mailbox_is_visible_as_such_in_the_ui(deployed):
+    """A custom run with a mailbox the server does not have (mailbox_not_found: skipped by design):
+    that mailbox's task run is named Skipped with the reason, the other one Completed."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    run = _run("beta", parameters={"mailboxes": [{"email": "b1@example.com"}, {"email": "nobody@example.com"}]})
+    wait_final([run.id])
+    with _client() as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
+    states = {t.name: t.state.name for t in tasks if t.name.startswith("sync-mailbox")}
+    assert states == {"sync-mailbox nobody@example.com": "Skipped", "sync-mailbox b1@example.com": "Completed"}, states
+    skipped = next(t for t in tasks if t.name == "sync-mailbox nobody@example.com")
+    assert "mailbox_not_found" in skipped.state.message
+
+
+def test_a_failed_mailbox_report_is_a_failed_task_state():
+    from exchange_sync.pipeline.mailbox import MailboxReport
+    from flows.sync_integration import _as_state
+
+    state = _as_state(MailboxReport(mailbox="x@example.com", status="failed", reason="unexpected_error", error="E"))
+    assert state.is_failed() and "x@example.com failed (unexpected_error): E" in state.message
+    ok = MailboxReport(mailbox="x@example.com")
+    assert _as_state(ok) is ok
 
 
 def test_custom_run_with_another_server_url_creates_its_limit(deployed, ews):
