@@ -73,10 +73,12 @@ def embedded_postgres_url() -> str | None:
         except Exception as exc:  # noqa: BLE001 - could not start: the tests skip, saying why
             _embedded["error"] = f"the embedded PostgreSQL server did not start: {type(exc).__name__}: {exc}"
             return None
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import URL, make_url
 
         raw = make_url(server.get_uri())  # postgresql://postgres:@/postgres?host=/socket/dir
-        url = raw.set(drivername="postgresql+psycopg", password=None)
+        # No password at all (trust auth over the socket): the configurations refuse a URL with one, even empty.
+        url = URL.create("postgresql+psycopg", username=raw.username, host=raw.host, port=raw.port,
+                         database=raw.database, query=raw.query)
         _embedded["server"] = server
         _embedded["url"] = url.render_as_string(hide_password=False)
         return _embedded["url"]  # type: ignore[return-value]

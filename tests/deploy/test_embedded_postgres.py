@@ -16,6 +16,9 @@ def test_embedded_server_serves_the_postgresql_tests(monkeypatch, tmp_path):
     url = db.postgres_base_url()
     assert url is not None and url.startswith("postgresql+psycopg://"), db._embedded.get("error")
     assert db.embedded_postgres_url() == url  # one server per session
+    from sqlalchemy.engine import make_url
+
+    assert make_url(url).password is None  # a configuration refuses a URL with a password, even an empty one
     with db.database_url("postgresql", tmp_path) as schema_url:
         from exchange_sync.store import SqlStore
 
