@@ -59,6 +59,21 @@ STAGE_GROUP_BYTES = 32 * 1024 * 1024
 STAGE_GROUP_ITEMS = 512
 
 
+def _reject(rt: Runtime, mailbox: str, folder, refs_by_id: dict, failed: dict[str, str], why: str) -> None:
+    """Record items the source could not serve as rejections, with the server's reason."""
+    if not failed:
+        return
+    rt.state.record_rejections(
+        rt.config.name,
+        [
+            Rejected(mailbox=mailbox, folder_path=folder.path, item_id=item_id,
+                     message_id=getattr(refs_by_id.get(item_id), "internet_message_id", None),
+                     reason=f"{why}: {reason}")
+            for item_id, reason in failed.items()
+        ],
+    )
+
+
 def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, session, folder) -> tuple[str | None, int, int]:
     from exchange_sync.source.models import size_chunks
 
@@ -70,18 +85,9 @@ def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, sessio
         for group in size_chunks(refs, STAGE_GROUP_ITEMS, STAGE_GROUP_BYTES):
             result = session.fetch(group, folder)
             missing += len(result.missing_ids)
-            if result.failed:
-                # Items Exchange could not serve (e.g. ErrorMimeContentConversionFailed): recorded with the
-                # server's reason so they are counted and visible, never silently dropped.
-                rt.state.record_rejections(
-                    rt.config.name,
-                    [
-                        Rejected(mailbox=mailbox, folder_path=folder.path, item_id=item_id,
-                                 message_id=getattr(by_id.get(item_id), "internet_message_id", None),
-                                 reason=f"exchange could not return the item: {reason}")
-                        for item_id, reason in result.failed.items()
-                    ],
-                )
+            # Items Exchange could not serve (e.g. ErrorMimeContentConversionFailed): recorded with the
+            # server's reason so they are counted and visible, never silently dropped.
+            _reject(rt, mailbox, folder, by_id, result.failed, "exchange could not return the item")
             if result.table.num_rows:
                 staged.write(result.table)
             del result
@@ -116,17 +122,8 @@ def _apply_filter(rt: Runtime, mailbox: str, refs: list, session, folder) -> tup
     if flt is None or not refs:
         return refs, 0, 0
     found = session.participants(refs)
-    if found.failed:
-        by_id = {r.item_id: r for r in refs}
-        rt.state.record_rejections(
-            rt.config.name,
-            [
-                Rejected(mailbox=mailbox, folder_path=folder.path, item_id=item_id,
-                         message_id=getattr(by_id.get(item_id), "internet_message_id", None),
-                         reason=f"exchange could not return the item's participants: {reason}")
-                for item_id, reason in found.failed.items()
-            ],
-        )
+    _reject(rt, mailbox, folder, {r.item_id: r for r in refs}, found.failed,
+            "exchange could not return the item's participants")
     kept = [r for r in refs if r.item_id in found.by_id and flt.keeps(found.by_id[r.item_id])]
     filtered = sum(1 for r in refs if r.item_id in found.by_id) - len(kept)
     return kept, filtered, len(found.missing_ids)

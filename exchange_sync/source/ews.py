@@ -436,23 +436,32 @@ class MailboxSession:
         chunks = list(size_chunks(refs, size, GETITEM_MAX_BYTES))
         if not chunks:
             return FetchResult(STAGED_SCHEMA.empty_table())
+        return self._rows(folder, chunks, self._get_items(chunks, FETCH_FIELDS))
+
+    def _get_items(self, chunks: list[list[ItemRef]], fields: Sequence[str]) -> list[list[Any]]:
+        """One GetItem of ``fields`` per chunk, up to max_connections in flight; per chunk, one element or
+        per-item exception per id, in request order."""
 
         def one(chunk: list[ItemRef]) -> list[Any]:
             ids = [r.item_id for r in chunk]
-            return self._call("GetItem", lambda: RawGetItem(account=self.account).get(ids, FETCH_FIELDS))
+            elems = self._call("GetItem", lambda: RawGetItem(account=self.account).get(ids, fields))
+            if len(elems) != len(chunk):
+                raise self._map(
+                    ews_errors.MalformedResponseError(f"GetItem returned {len(elems)} results for {len(chunk)} ids"),
+                    "GetItem",
+                )
+            return elems
 
         workers = min(self.source.max_connections, len(chunks))
         if workers == 1:
-            results = [one(c) for c in chunks]
-        else:
-            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews-getitem")
-            try:
-                futures = [pool.submit(one, c) for c in chunks]
-                results = [f.result() for f in futures]
-            finally:
-                # On an error, don't start chunks that have not begun; running ones finish their request.
-                pool.shutdown(wait=True, cancel_futures=True)
-        return self._rows(folder, chunks, results)
+            return [one(c) for c in chunks]
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews-getitem")
+        try:
+            futures = [pool.submit(one, c) for c in chunks]
+            return [f.result() for f in futures]
+        finally:
+            # On an error, don't start chunks that have not begun; running ones finish their request.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def participants(self, refs: Sequence[ItemRef], *, chunk_size: int | None = None) -> Participants:
         """From, Sender, To and Cc of ``refs``: GetItem IdOnly + PARTICIPANT_FIELDS in chunks of
@@ -462,23 +471,9 @@ class MailboxSession:
         if not chunks:
             return Participants()
 
-        def one(chunk: list[ItemRef]) -> list[Any]:
-            ids = [r.item_id for r in chunk]
-            return self._call("GetItem", lambda: RawGetItem(account=self.account).get(ids, PARTICIPANT_FIELDS))
-
-        workers = min(self.source.max_connections, len(chunks))
-        if workers == 1:
-            results = [one(c) for c in chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ews-participants") as pool:
-                results = list(pool.map(one, chunks))
+        results = self._get_items(chunks, PARTICIPANT_FIELDS)
         out = Participants()
         for chunk, elems in zip(chunks, results):
-            if len(elems) != len(chunk):
-                raise self._map(
-                    ews_errors.MalformedResponseError(f"GetItem returned {len(elems)} results for {len(chunk)} ids"),
-                    "GetItem",
-                )
             for ref, elem in zip(chunk, elems):
                 if isinstance(elem, ews_errors.ErrorItemNotFound):
                     out.missing_ids.append(ref.item_id)
@@ -493,11 +488,6 @@ class MailboxSession:
         missing: list[str] = []
         failed: dict[str, str] = {}
         for chunk, elems in zip(chunks, results):
-            if len(elems) != len(chunk):
-                raise self._map(
-                    ews_errors.MalformedResponseError(f"GetItem returned {len(elems)} results for {len(chunk)} ids"),
-                    "GetItem",
-                )
             for ref, elem in zip(chunk, elems):
                 if isinstance(elem, ews_errors.ErrorItemNotFound):
                     missing.append(ref.item_id)
