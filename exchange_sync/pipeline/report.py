@@ -51,6 +51,8 @@ class RunReport:
             "totals": {**self.totals.model_dump(), "units": self.totals.units},
             "items": sum(m.items for m in self.mailboxes),
             "rejected": sum(m.rejected for m in self.mailboxes),
+            # Left out by participant filters before any MIME was fetched (never billed).
+            "filtered": sum(m.filtered for m in self.mailboxes),
             # Bodies the cleaning safety net kept (quote/signature cuts would have left nothing).
             "cleaning_fallbacks": sum(m.cleaning_fallbacks for m in self.mailboxes),
             "mailboxes": [m.row() for m in self.mailboxes],
@@ -71,6 +73,9 @@ def render_markdown(report: RunReport) -> str:
         "| mailbox | status | folders | items | new | updated | text changed | unchanged | units | deleted | rejected | reason |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    filtered = sum(m.filtered for m in report.mailboxes)
+    if filtered:
+        lines.insert(3, f"{filtered} items left out by participant filters (not fetched, not billed).\n")
     fallbacks = sum(m.cleaning_fallbacks for m in report.mailboxes)
     if fallbacks:
         lines.insert(3, f"{fallbacks} comments kept their text through the cleaning safety net "
