@@ -122,6 +122,9 @@ def api_command(
     try:
         uvicorn.run(create_app(sql_store, token=token), host=host, port=port, log_level="info", lifespan="off",
                     access_log=False,  # ApiGate logs method, path and status; never a query string
+                    # Over TLS uvicorn's graceful shutdown waited for closed connections forever (SIGTERM
+                    # did not stop the server): in-flight requests get this long, then it exits.
+                    timeout_graceful_shutdown=5,
                     ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
     finally:
         sql_store.close()
