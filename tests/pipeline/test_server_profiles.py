@@ -19,7 +19,9 @@ from .conftest import all_comments, make_config
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
-PROFILES = ["Exchange2010_SP2", "Exchange2013", "Exchange2016", "Exchange2019", "Online"]
+# Exchange2016 is the test server's default: every other pipeline test runs against it. Exchange2019
+# has the 2016 schema and differs in its build only, which tests/source/test_server_versions.py covers.
+PROFILES = ["Exchange2010_SP2", "Exchange2013", "Online"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
