@@ -298,6 +298,16 @@ def _check_mailboxes(config: IntegrationConfig, open_mailbox: Callable[[str], An
     return [outcomes[mb.email] for mb in enabled]
 
 
+def _reach(config: IntegrationConfig, server: ServerCheck, source: Any, url: str, ctx: ssl.SSLContext,
+           scrub: _Scrubber) -> tuple[CheckReport, list[_Outcome]]:
+    """One TLS handshake, then every mailbox through ``source``; no mailbox is tried when the handshake fails."""
+    if not _probe(server, url, ctx, config.connection.timeout_s):
+        return _finish(config, server, []), []
+    server.reachable = True
+    outcomes = _check_mailboxes(config, source.open_mailbox, scrub)
+    return _finish(config, server, outcomes), outcomes
+
+
 def _finish(config: IntegrationConfig, server: ServerCheck, outcomes: list[_Outcome]) -> CheckReport:
     by_email = {o.check.email: o.check for o in outcomes}
     mailboxes = []
@@ -359,13 +369,9 @@ def check_ews(config: IntegrationConfig) -> CheckReport:
     except SourceError as exc:  # invalid_tls_config, invalid_source_config (e.g. exchange_version)
         raise CheckConfigError(f"{exc.reason}: {scrub(exc.message)}") from None
     with source:
-        if not _probe(server, conn.server_url, ctx, conn.timeout_s):
-            return _finish(config, server, [])
-        server.reachable = True
-        outcomes = _check_mailboxes(config, source.open_mailbox, scrub)
-        report = _finish(config, server, outcomes)
-        if report.server.reachable:
-            server.version, server.build = _ews_version(outcomes)
+        report, outcomes = _reach(config, server, source, conn.server_url, ctx, scrub)
+    if outcomes and report.server.reachable:
+        server.version, server.build = _ews_version(outcomes)
     return report
 
 
@@ -403,13 +409,9 @@ def check_graph(config: IntegrationConfig) -> CheckReport:
     except SecretResolutionError as exc:
         raise CheckConfigError(f"connection: {exc}") from None
     with source:
-        if not _probe(server, conn.graph_url, ctx, conn.timeout_s):
-            return _finish(config, server, [])
-        server.reachable = True
-        outcomes = _check_mailboxes(config, source.open_mailbox, scrub)
-        report = _finish(config, server, outcomes)
-        if server.auth_accepted:  # Graph answered (a refused token never reached it)
-            server.version = _graph_version(conn.graph_url)
+        report, outcomes = _reach(config, server, source, conn.graph_url, ctx, scrub)
+    if outcomes and server.auth_accepted:  # Graph answered (a refused token never reached it)
+        server.version = _graph_version(conn.graph_url)
     return report
 
 
