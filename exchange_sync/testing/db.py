@@ -88,6 +88,19 @@ def postgres_base_url() -> str | None:
     return os.environ.get(POSTGRES_URL_ENV) or embedded_postgres_url()
 
 
+def _without_password(url: str) -> str:
+    """The URL the tests hand out: the configurations refuse a password in a database URL, so a
+    password in EXCHANGE_SYNC_TEST_POSTGRES_URL moves to libpq's PGPASSWORD (which subprocesses
+    inherit) instead."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.password is None:
+        return url
+    os.environ.setdefault("PGPASSWORD", str(parsed.password))
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
 def postgres_required() -> bool:
     return os.environ.get(REQUIRE_POSTGRES_ENV, "") not in ("", "0", "false", "no")
 
@@ -129,7 +142,7 @@ def postgres_schema_url(base_url: str) -> Iterator[str]:
     separator = "&" if "?" in database_url else "?"
     url = f"{database_url}{separator}options={quote(f'-csearch_path={schema}')}"
     try:
-        yield url
+        yield _without_password(url)
     finally:
         _admin_execute(database_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 

@@ -99,7 +99,7 @@ def _field(page, title: str):
 
 
 def test_custom_run_through_the_prefect_ui(ui_server, ews, password, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ui, api = ui_server
     pool = "exsync-ui-" + secrets.token_hex(4)
@@ -143,10 +143,10 @@ def test_custom_run_through_the_prefect_ui(ui_server, ews, password, tmp_path):
             server = _field(page, "Exchange server URL").locator("textarea").first
             assert server.input_value() == ews.url
             mailboxes = _field(page, "Mailboxes").first.locator(".p-draggable-list__item")
-            assert mailboxes.count() == 2
+            expect(mailboxes).to_have_count(2)
             # Remove the second mailbox (the item's delete button), then submit the custom run.
             mailboxes.nth(1).locator(".schema-form-property-array-item__control").first.locator(":scope > button").click()
-            assert mailboxes.count() == 1
+            expect(mailboxes).to_have_count(1)  # waits for the form to re-render (a bare count() raced it)
             page.get_by_role("button", name="Submit").click()
             run = None
             deadline = time.monotonic() + 60

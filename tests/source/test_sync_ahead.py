@@ -39,8 +39,15 @@ def test_one_page_per_call_uses_the_look_ahead_of_the_call_before(srv, make_sour
     src._ahead[key].result()  # answered in the background
     seq = srv.last_seq()
     second = next(iter(src.open_mailbox("ap@example.com").sync_pages(inbox, first.sync_state, page_size=2)))
-    assert not [e for e in srv.log(seq) if e["operation"] == "SyncFolderItems"]  # no request of its own
     assert second.changes and second.sync_state != first.sync_state
+    # The second step starts the look-ahead for the third page; wait for it, then the only
+    # SyncFolderItems since is that one: the second page had no request of its own.
+    third = src._ahead.get(("ap@example.com", inbox.folder_id, second.sync_state, 2))
+    assert (third is None) == second.last_page
+    if third is not None:
+        third.result()
+    asked = [e for e in srv.log(seq) if e["operation"] == "SyncFolderItems"]
+    assert len(asked) == (0 if second.last_page else 1)
 
 
 def test_a_failed_look_ahead_is_asked_again(srv, make_source):
