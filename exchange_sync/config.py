@@ -448,6 +448,27 @@ class TaskRunnerConfig(_Model):
         return self
 
 
+class WatchConfig(_Model):
+    """``exchange-sync watch``: real-time sync (docs/watch.md). Events are hints that trigger the same
+    folder sync as scheduled runs; these settings only say how changes are noticed."""
+
+    # auto: streaming notifications, else pull notifications, else polling (per mailbox, reported).
+    mode: Literal["auto", "streaming", "pull", "poll"] = "auto"
+    poll_interval_s: float = Field(default=60, ge=1, le=86400, description="fallback polling interval")
+    graph_interval_s: float = Field(default=30, ge=1, le=3600, description="Graph delta polling interval")
+    graph_requests_per_minute: int = Field(
+        default=30, ge=1, le=10000, description="Graph requests one mailbox's polling may send per minute")
+    debounce_s: float = Field(default=0.5, ge=0, le=60, description="events coalesced into one sync this long")
+    connection_timeout_min: int = Field(default=30, ge=1, le=30, description="GetStreamingEvents ConnectionTimeout")
+    mailboxes_per_connection: int = Field(default=200, ge=1, le=200, description="subscriptions per streaming connection")
+    pull_interval_s: float = Field(default=10, ge=1, le=3600, description="GetEvents cadence of pull subscriptions")
+    resubscribe_max_backoff_s: float = Field(default=300, ge=1, le=3600)
+    lease_ttl_s: float = Field(default=60, ge=5, le=3600, description="a mailbox lease expires this long after "
+                               "its holder stopped renewing it (crash)")
+    lease_wait_s: float = Field(default=30, ge=0, le=3600, description="how long a scheduled run waits for a "
+                                "mailbox another writer syncs before skipping it as busy")
+
+
 class IntegrationConfig(_Model):
     name: str
     connection: Connection
@@ -469,6 +490,7 @@ class IntegrationConfig(_Model):
     # later runs until `exchange-sync enable`); 0 never disables. Credentials errors are not
     # counted here: they concern the whole integration (its deployment is paused instead).
     disable_after_failures: int = Field(default=3, ge=0, le=1000)
+    watch: WatchConfig = WatchConfig()
 
     @model_validator(mode="before")
     @classmethod

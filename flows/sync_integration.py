@@ -264,8 +264,8 @@ def _task_runner(config: IntegrationConfig, workers: int):
 def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) -> None:
     """Feed each tried mailbox's outcome into its failure streak; disable at the threshold."""
     for result in report.mailboxes:
-        if result.status == "disabled" or _integration_reason(result) is not None:
-            continue  # not tried / an integration-wide problem: reported for the integration, never counted
+        if result.status == "disabled" or result.reason == "busy" or _integration_reason(result) is not None:
+            continue  # not tried (disabled, or another writer syncing it) / integration-wide: never counted
         failure = None if result.status == "ok" else (result.reason or "unexpected_error")
         before = result.status
         health = rt.state.record_mailbox_outcome(config.name, result.mailbox, failure,

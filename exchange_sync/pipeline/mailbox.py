@@ -11,7 +11,7 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -276,8 +276,34 @@ def sync_mailbox(
     start: datetime | None = None,
     end: datetime | None = None,
     progress: ProgressFn | None = None,
+    folders: Collection[str] | None = None,
+    lease_wait_s: float | None = None,
+    purpose: str = "run",
 ) -> MailboxReport:
-    """Sync one mailbox. Mailbox-level failures are reported, not raised; bad credentials raise."""
+    """Sync one mailbox. Mailbox-level failures are reported, not raised; bad credentials raise.
+
+    ``folders``: only these folder ids (of the mailbox's selected folders; ``exchange-sync watch``).
+    An incremental sync holds the mailbox's lease (``store.leases``): when another writer (a watch
+    process, another run) holds it longer than ``lease_wait_s`` (default ``watch.lease_wait_s``) the
+    mailbox is skipped with reason ``busy`` and its status left as it was."""
+    if mode != "incremental":  # a backfill commits no watermark: it cannot race one
+        return _sync_mailbox(rt, mailbox, steps=steps, mode=mode, start=start, end=end, progress=progress,
+                             folders=folders)
+    from exchange_sync.store.leases import LeaseBusy, hold_mailbox
+
+    watch = rt.config.watch
+    try:
+        with hold_mailbox(rt.state, rt.config.name, mailbox.email, purpose=purpose, ttl_s=watch.lease_ttl_s,
+                          wait_s=watch.lease_wait_s if lease_wait_s is None else lease_wait_s):
+            return _sync_mailbox(rt, mailbox, steps=steps, mode=mode, start=start, end=end, progress=progress,
+                                 folders=folders)
+    except LeaseBusy as exc:
+        log.info("%s", exc)
+        return MailboxReport(mailbox=mailbox.email, status="skipped", reason=exc.reason, error=str(exc))
+
+
+def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, mode: Mode, start: datetime | None,
+                  end: datetime | None, progress: ProgressFn | None, folders: Collection[str] | None) -> MailboxReport:
     from exchange_sync.source import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied,
                                       MailboxNotFound, SourceError)
     from exchange_sync.source.folders import select_mail_folders
@@ -290,6 +316,8 @@ def sync_mailbox(
         cache = rt.folder_cache
         every, cached = cache.folders(session)
         todo = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
+        if folders is not None:
+            todo = [f for f in todo if f.folder_id in folders]
         if mode == "incremental":
             run_progress.expect(_estimate_items(rt, mailbox.email, todo))
         done: set[str] = set()
@@ -344,7 +372,8 @@ def sync_mailbox(
                     log.info("folder %s of %s no longer exists; skipped", folder.path, mailbox.email)
                     todo = []
                 fresh_list = select_mail_folders(every, mailbox.folder_allowlist, list(mailbox.folder_denylist))
-                todo += [f for f in fresh_list if f.folder_id not in done and f.folder_id != folder.folder_id]
+                todo += [f for f in fresh_list if f.folder_id not in done and f.folder_id != folder.folder_id
+                         and (folders is None or f.folder_id in folders)]
             finally:
                 pipeline.close()
     except InvalidCredentials:

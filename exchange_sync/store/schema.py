@@ -225,3 +225,70 @@ server_info = Table(
     Column("learned_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("integration", "endpoint", name="pk_exsync_server_info"),
 )
+
+# Never two writers on a mailbox (issue #16): the lease a mailbox's incremental sync holds, taken by
+# scheduled runs and by `exchange-sync watch` alike (exchange_sync.store.leases), and what the watcher
+# last saw of the mailbox (`exchange-sync status`). ``owner`` is None when free; a holder renews
+# ``expires_at`` while it syncs, so a crashed holder's lease simply expires.
+mailbox_leases = Table(
+    "exsync_mailbox_leases",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("owner", String(512), nullable=True),  # host:pid:start:token:purpose of the holder
+    Column("acquired_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("watch_mode", String(32), nullable=True),  # streaming | pull | polling | graph_polling | stopped
+    Column("watch_reason", Text, nullable=True),  # why a mailbox is polled instead of notified
+    Column("watch_owner", String(512), nullable=True),
+    Column("last_event_at", UtcDateTime, nullable=True),
+    Column("last_sync_at", UtcDateTime, nullable=True),
+    Column("last_lag_ms", BigInteger, nullable=True),  # oldest event covered by the last sync -> its commit
+    Column("watch_updated_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("integration", "mailbox", name="pk_exsync_mailbox_leases"),
+)
+
+# Integration errors as records (exchange_sync.store.errors, policy in exchange_sync.pipeline.errors):
+# one row per error a run met, with the hosted product's kind where it has one
+# (invalid_exchange_credentials, mailbox_not_found, mailbox_access_denied, comment_quota_hit) and
+# the action taken (mailbox_disabled, integration_disabled or none). Append-only; never a secret.
+integration_errors = Table(
+    "exsync_integration_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integration", String(255), nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("kind", String(64), nullable=False),
+    Column("mailbox", String(320), nullable=True),  # None: the integration as a whole
+    Column("action", String(32), nullable=False),
+    Column("reason", String(64), nullable=False),  # our failure reason the kind was mapped from
+    Column("message", Text, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Index("ix_exsync_integration_errors_integration_time", "integration", "occurred_at"),
+)
+
+# The comments API's bucket route (PUT /api/_private/buckets/<owner>/<bucket>/emails, as the hosted
+# integration loads raw emails): one row per (bucket, email id); a re-sent email replaces its row.
+bucket_emails = Table(
+    "exsync_bucket_emails",
+    metadata,
+    Column("bucket", String(512), nullable=False),
+    Column("id", String(1024), nullable=False),
+    Column("data", Text, nullable=False),  # the email as sent (JSON, canonical key order)
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("bucket", "id", name="pk_exsync_bucket_emails"),
+)
+
+# What the bucket destination has sent (destinations/bucket.py), to count new / updated / unchanged
+# like the sync endpoint does: fingerprints only, never the mail.
+bucket_ledger = Table(
+    "exsync_bucket_ledger",
+    metadata,
+    Column("destination", String(1024), nullable=False),
+    Column("id", String(1024), nullable=False),
+    Column("text_hash", String(64), nullable=False),  # the comment's text fingerprint (textpolicy)
+    Column("payload_hash", String(64), nullable=False),  # sha256 of the email as sent
+    Column("sent_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("destination", "id", name="pk_exsync_bucket_ledger"),
+)
