@@ -40,6 +40,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from exchange_sync.config import IntegrationConfig, MailboxConfig
 from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm, form_to_config
 from exchange_sync.deploy.limits import ensure_server_limit, running_under_deployment, server_slot, slot_mode
+from exchange_sync.deploy.names import server_label
 from exchange_sync.memory import tune_arrow_pool, tune_malloc
 from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline.mailbox import MailboxReport
@@ -364,7 +365,7 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
         if ensure_server_limit(config.connection.server_key, config.concurrency.connections_per_server):
             logger.info("Created the concurrency limit %s (%d slots) for server %s: the first run on it.",
                         config.connection.server_key, config.concurrency.connections_per_server,
-                        config.connection.server_url)
+                        server_label(config.connection))
     progress_id = create_progress_artifact(0.0, key=_artifact_key(config.name, "progress"),
                                            description=f"{mode} run of {config.name}: items done of items known")
     from exchange_sync.pipeline import progress as run_progress

@@ -31,3 +31,11 @@ def integration_tag(integration: str) -> str:
 def shard_of(email: str, shards: int) -> int:
     """Stable shard of a mailbox: a hash of the address, so adding a mailbox never moves the others."""
     return int(hashlib.sha256(email.lower().encode()).hexdigest(), 16) % shards
+
+
+def server_label(connection) -> str:
+    """The server an integration talks to, for people (descriptions, log lines): the EWS endpoint,
+    or the Graph endpoint and tenant. (``connection.server_key`` is the machine name of the same.)"""
+    if connection.kind == "graph":
+        return f"{connection.graph_url}, tenant {connection.tenant_id}"
+    return connection.server_url
