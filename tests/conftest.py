@@ -25,7 +25,10 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 # Every EWS and Graph test server started by the suite (in-process or as a subprocess, which inherits
 # the variable) checks its traffic against Microsoft's schemas and reports violations here.
-os.environ.setdefault(audit.ENV, tempfile.mkdtemp(prefix="exchange-sync-protocol-audit-"))
+# Under pytest-xdist every worker needs its own directory (the controller's would be inherited, and
+# one worker's test would then fail for a violation seen during another worker's test).
+if os.environ.get("PYTEST_XDIST_WORKER") or not os.environ.get(audit.ENV):
+    os.environ[audit.ENV] = tempfile.mkdtemp(prefix="exchange-sync-protocol-audit-")
 _AUDIT = audit.AuditReader(Path(os.environ[audit.ENV]))
 
 CORPUS = Path(os.environ.get("EXCHANGE_SYNC_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real-world-emails")
