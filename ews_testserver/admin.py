@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import notifications
 from .common.admin import AdminError, MailRoutes
 from .faults import FaultRule
 from .mailstore import Item
@@ -62,6 +63,20 @@ def handle(state: ServerState, method: str, path: str, query: dict[str, list[str
         b = _require(body, "username", "mailbox")
         state.accounts.grant(b["username"], b["mailbox"])
         return 200, {"granted": True}
+    if path == "/admin/notifications" or path.startswith("/admin/notifications/"):
+        try:
+            answer = notifications.admin(state.hub, method, path, body)
+        except (ValueError, TypeError) as exc:
+            raise AdminError(400, str(exc)) from exc
+        if answer is not None:
+            return answer
+    if route == ("POST", "/admin/copy"):
+        b = _require(body, "mailbox", "message_id", "folder")
+        with store.lock:
+            mbx, items = ROUTES.items(state, b)
+            target = ROUTES.folder(mbx, b["folder"], create=bool(b.get("create", False)))
+            copies = [store.copy_item(it, target) for it in items]
+        return 200, {"copied": len(copies), "item_ids": [it.item_id for it in copies]}
     if route == ("POST", "/admin/tokens"):
         b = _require(body, "username")
         if state.accounts.find(b["username"]) is None:

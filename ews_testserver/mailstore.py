@@ -354,6 +354,7 @@ class Mailbox:
         self.items: dict[int, Item] = {}
         self.by_message_id: dict[str, list[int]] = {}
         self._next_folder = 1
+        self.notify: Callable[[StoreChange], None] | None = None  # set by the store once built
         self.root = self._new_folder("", None, None, "Folder", "root")
         self.msg_root = self._new_folder("Top of Information Store", self.root, None, "Folder", "msgfolderroot")
         self.distinguished: dict[str, Folder] = {"root": self.root, "msgfolderroot": self.msg_root}
@@ -373,6 +374,8 @@ class Mailbox:
         if parent is not None:
             parent.children.append(f)
         f.created_hseq = self.next_seq()
+        if self.notify is not None:
+            self.notify(StoreChange("folder_created", f))
         return f
 
     def folder_by_path(self, path: str, create: bool = False) -> Folder:
@@ -401,8 +404,26 @@ class Mailbox:
             stack.extend(reversed(f.children))
 
 
+@dataclass(slots=True)
+class StoreChange:
+    """One change to a mailbox's contents, as the notification hub sees it (``MailStore.on_change``).
+
+    kind: created | modified | read | moved | copied | deleted | folder_created. For moved/copied,
+    ``item`` is the new item and ``old_item``/``old_folder`` the one it came from (its id is gone
+    after a move); ``folder`` is the folder the item is in (or, for folder_created, the new folder)."""
+
+    kind: str
+    folder: Folder
+    item: Item | None = None
+    old_item: Item | None = None
+    old_folder: Folder | None = None
+
+
 class MailStore:
-    """All mailboxes of one server. One lock: every operation is short and in memory."""
+    """All mailboxes of one server. One lock: every operation is short and in memory.
+
+    ``on_change`` (set by the notification hub) is called, under the store lock, after every change
+    to a mailbox's contents; it must be quick and must not take the store lock from another thread."""
 
     def __init__(self, extra_folders: tuple[tuple[str, str, str, str], ...] = ()) -> None:
         """``extra_folders``: default folders beyond WELL_KNOWN every mailbox gets (WELL_KNOWN_2013,
@@ -413,6 +434,11 @@ class MailStore:
         self._by_index: dict[int, Mailbox] = {}
         self._next_mailbox = 1
         self._next_item = 1
+        self.on_change: Callable[[StoreChange], None] | None = None
+
+    def _changed(self, change: StoreChange) -> None:
+        if self.on_change is not None:
+            self.on_change(change)
 
     # -- mailboxes -------------------------------------------------------------------------
     def add_mailbox(self, address: str) -> Mailbox:
@@ -421,6 +447,7 @@ class MailStore:
             if key in self.mailboxes:
                 return self.mailboxes[key]
             mbx = Mailbox(address, self._next_mailbox, self.extra_folders)
+            mbx.notify = self._changed
             self._next_mailbox += 1
             self.mailboxes[key] = mbx
             self._by_index[mbx.index] = mbx
@@ -482,6 +509,7 @@ class MailStore:
                         meta_factory)
             self._next_item += 1
             self._attach(item, folder)
+            self._changed(StoreChange("created", folder, item))
             return item
 
     def _attach(self, item: Item, folder: Folder) -> None:
@@ -518,6 +546,7 @@ class MailStore:
     def delete_item(self, item: Item) -> None:
         with self.lock:
             self._detach(item)
+            self._changed(StoreChange("deleted", item.folder, item))
 
     def move_item(self, item: Item, target: Folder) -> Item:
         """Exchange semantics: a new item (new id) in the target, the old one deleted; received kept."""
@@ -527,6 +556,17 @@ class MailStore:
                        item._meta_factory)
             self._next_item += 1
             self._attach(new, target)
+            self._changed(StoreChange("moved", target, new, old_item=item, old_folder=item.folder))
+            return new
+
+    def copy_item(self, item: Item, target: Folder) -> Item:
+        """A copy (new id) in ``target``; the original stays where it is."""
+        with self.lock:
+            raw = item.raw
+            new = Item(self._next_item, target, item.received, raw, None, None, item.is_read)
+            self._next_item += 1
+            self._attach(new, target)
+            self._changed(StoreChange("copied", target, new, old_item=item, old_folder=item.folder))
             return new
 
     def update_item(self, item: Item, raw: bytes) -> None:
@@ -543,6 +583,7 @@ class MailStore:
                     mbx.by_message_id[old_msgid] = [n for n in mbx.by_message_id[old_msgid] if n != item.num]
                 if item.meta.message_id:
                     mbx.by_message_id.setdefault(item.meta.message_id, []).append(item.num)
+            self._changed(StoreChange("modified", item.folder, item))
 
     def set_read(self, item: Item, is_read: bool) -> None:
         with self.lock:
@@ -554,6 +595,7 @@ class MailStore:
             seq = item.folder.mailbox.next_seq()
             item.read_seq = seq
             item.folder.log(seq, "read", item, item.created_seq)
+            self._changed(StoreChange("read", item.folder, item))
 
     def find_by_message_id(self, mailbox: Mailbox, message_id: str) -> list[Item]:
         with self.lock:

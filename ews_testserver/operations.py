@@ -15,10 +15,11 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
 
-from . import ids as idfmt, mimeinfo
+from . import ids as idfmt, mimeinfo, notifications
 from .mailstore import Folder, Item, Mailbox, MailStore, StoreError
 from .schema import PROFILES, Profile
 from .soap import (
@@ -57,6 +58,9 @@ class Context:
     mailboxes: set[str] = field(default_factory=set)  # mailboxes touched (for the operation log)
     items: int = 0  # items returned (for the operation log)
     response_codes: list[str] = field(default_factory=list)
+    hub: notifications.NotificationHub | None = None  # subscriptions and events (notifications.py)
+    headers: Any = None  # the HTTP request headers (affinity: X-PreferServerAffinity, X-BackEndOverrideCookie)
+    set_cookies: list[str] = field(default_factory=list)  # Set-Cookie values for the response
 
     def check_impersonation(self) -> Mailbox | None:
         """Validate the ExchangeImpersonation header; return the impersonated mailbox."""
@@ -729,6 +733,7 @@ HANDLERS: dict[str, Callable[[Context], etree._Element]] = {
     "ResolveNames": resolve_names,
     "GetAttachment": get_attachment,
     "MoveItem": move_item,
+    **notifications.HANDLERS,  # Subscribe, Unsubscribe, GetEvents (GetStreamingEvents: streaming.py)
 }
 
 

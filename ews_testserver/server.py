@@ -31,7 +31,9 @@ from .common.server import now_iso as _now
 from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
 from .faults import FaultPlan
 from .mailstore import WELL_KNOWN_2013, WELL_KNOWN_ONLINE, MailStore
+from .notifications import NotificationHub
 from .operations import WRITE_OPERATIONS, Context, dispatch
+from .streaming import serve_stream
 
 log = logging.getLogger("ews_testserver")
 
@@ -72,6 +74,10 @@ class ServerState(RequestLog):
         self.store = MailStore(extra_folders=extra)
         self.accounts = AccountRegistry()
         self.faults = FaultPlan()
+        # Subscriptions and events (notifications.py): every mailbox change raises the events
+        # Exchange raises for it to the subscriptions on that mailbox.
+        self.hub = NotificationHub()
+        self.store.on_change = self.hub.on_change
         self.admin_token = config.admin_token or secrets.token_urlsafe(24)
         self._inflight = 0
         self._inflight_lock = threading.Lock()
@@ -267,7 +273,17 @@ class EwsHandler(BaseHandler):
                     self._respond(500, body, "text/xml; charset=utf-8")
                     return
             ctx = Context(store=state.store, principal=state.accounts.principal(acc, lambda a: state.store.get_mailbox(a) is not None),
-                          request=request, anchor=self.headers.get("X-AnchorMailbox"), profile=state.profile)
+                          request=request, anchor=self.headers.get("X-AnchorMailbox"), profile=state.profile,
+                          hub=state.hub, headers=self.headers)
+            if op == "GetStreamingEvents":
+                # A long-lived chunked response (streaming.py); it does not count as an in-flight
+                # request (Exchange budgets streaming connections apart from EWSMaxConcurrency).
+                state.leave()
+                try:
+                    serve_stream(self, ctx, entry)
+                finally:
+                    state.enter()
+                return
             try:
                 ctx.check_impersonation()
                 env = soap.build_envelope(dispatch(ctx), state.server_version)
@@ -293,7 +309,8 @@ class EwsHandler(BaseHandler):
             entry["items"] = ctx.items
             entry["status"] = status
             state.record(entry)
-            self._respond(status, body, "text/xml; charset=utf-8")
+            self._respond(status, body, "text/xml; charset=utf-8",
+                          {"Set-Cookie": ctx.set_cookies[0]} if ctx.set_cookies else None)
         finally:
             state.leave()
 
@@ -389,6 +406,10 @@ class EwsServer(BackgroundServer):
     @property
     def url(self) -> str:
         return self.base_url + "/EWS/Exchange.asmx"
+
+    def stop(self) -> None:
+        self.state.hub.close_all()  # open GetStreamingEvents responses end with ConnectionStatus Closed
+        super().stop()
 
     def info(self) -> dict[str, Any]:
         return {"url": self.url, "admin_url": self.base_url + "/admin", "ca_file": self.ca_file,
