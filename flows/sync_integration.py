@@ -10,7 +10,10 @@ Around the mailbox work:
   (``exchange_sync.deploy.limits``: why per mailbox, and when the limit must exist);
 - mailboxes disabled after ``disable_after_failures`` same-reason failures are skipped and reported
   as ``disabled``; each run's outcome feeds the failure streaks;
-- ``invalid_exchange_credentials`` under a deployment pauses the integration's deployments;
+- ``invalid_exchange_credentials`` or the destination's quota (``comment_quota_hit``) under a
+  deployment pauses the integration's deployments;
+- every run records its errors with kind, mailbox, action and time (``pipeline.errors``; listed by
+  ``exchange-sync errors``, the latest shown as the ``<name>-errors`` table artifact);
 - integration-wide failures (``store.state.INTEGRATION_WIDE_REASONS``: server unreachable, TLS,
   credentials, a secret or the state database missing, the destination refusing its token) never
   count toward disabling a mailbox: the run fails with the reason, at integration level;
@@ -43,6 +46,7 @@ from exchange_sync.deploy.limits import ensure_server_limit, running_under_deplo
 from exchange_sync.deploy.names import server_label
 from exchange_sync.memory import tune_arrow_pool, tune_malloc
 from exchange_sync.pipeline import mailbox as plain_mailbox
+from exchange_sync.pipeline.errors import destination_reason, pause_reason, run_errors
 from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.pipeline.report import RunReport, render_markdown
 from exchange_sync.pipeline.runtime import Runtime
@@ -81,6 +85,8 @@ def _integration_reason(result: MailboxReport) -> str | None:
         return result.reason
     error = result.error or ""
     # Raised through the mailbox code as unexpected errors, but about the whole integration:
+    if destination_reason(error) is not None:
+        return destination_reason(error)
     if error.startswith("ReinferAuthError"):
         return "destination_unauthorized"
     if error.startswith("ReinferError") and "still failing after" in error:
@@ -278,6 +284,22 @@ def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) 
                                         error_count_delta=0)
 
 
+def _record_errors(rt: Runtime, config: IntegrationConfig, run_id: int, report: RunReport, disabled_before,
+                   paused: list[str], logger) -> list[dict]:
+    """Store this run's integration errors; returns the latest errors as table rows when there were any."""
+    from exchange_sync.store.errors import list_errors, record_errors
+
+    try:
+        disabled_now = {h.mailbox for h in rt.state.mailbox_health(config.name) if h.disabled} - set(disabled_before)
+        errors = run_errors(report.mailboxes, integration_reason=_integration_reason, disabled_now=disabled_now,
+                            paused=bool(paused), at=datetime.now(timezone.utc))
+        record_errors(rt.state, config.name, errors, run_id=run_id)
+        return [e.row() for e in list_errors(rt.state, config.name, limit=20)] if errors else []
+    except Exception as exc:  # noqa: BLE001 - the record of errors must not fail (or hide) the run's outcome
+        logger.warning("could not record the run's errors (%s: %s)", type(exc).__name__, exc)
+        return []
+
+
 def _prune_staging(rt: Runtime, logger) -> None:
     keep = rt.config.staging.keep_days
     if keep is None:
@@ -376,6 +398,8 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
     done = 0
     lock = threading.Lock()
     credentials_error: BaseException | None = None
+    paused: list[str] = []
+    error_rows: list[dict] = []
     try:
         workers = max(1, min(len(selected), config.concurrency.mailboxes))
         task_runner, remote = _task_runner(config, workers)
@@ -423,22 +447,25 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
         if wide:
             report.notes.append(f"integration-wide failure ({', '.join(wide)}): no mailbox's failure streak was "
                                 "counted; the next run after the cause is fixed syncs everything")
-        if credentials_error is not None:
+        stop = pause_reason(credentials_error is not None, wide)
+        if stop is not None:
             from exchange_sync.deploy.control import pause_current_integration
 
             try:
-                paused = pause_current_integration(config.name, "invalid_exchange_credentials")
+                paused = pause_current_integration(config.name, stop)
             except Exception as exc:  # noqa: BLE001 - the run fails anyway; say why it could not pause
                 logger.error("could not pause the deployments of %s: %s", config.name, type(exc).__name__)
                 paused = []
             if paused:
-                report.notes.append(f"invalid_exchange_credentials: deployments {', '.join(paused)} paused; fix the "
-                                    f"credentials, then `exchange-sync start {config.name}`")
+                fix = "fix the credentials" if credentials_error is not None else "raise the destination's quota"
+                report.notes.append(f"{stop}: deployments {', '.join(paused)} paused; {fix}, "
+                                    f"then `exchange-sync start {config.name}`")
     finally:
         run_progress.install(previous_sink)
         report.finished_at = datetime.now(timezone.utc)
         status = "failed" if credentials_error or report.failed else "completed"
         rt.state.finish_run(run_id, status, report.to_dict())
+        error_rows = _record_errors(rt, config, run_id, report, disabled, paused, logger)
         _prune_staging(rt, logger)
         rt.close()
     create_table_artifact(key=_artifact_key(config.name, "run"), table=report.rows(),
@@ -447,6 +474,9 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
     create_markdown_artifact(key=_artifact_key(config.name, "report"), markdown=render_markdown(report),
                              description=f"{mode} run of {config.name}: {len(report.mailboxes)} mailboxes, "
                                          f"{len(report.failed)} failed")
+    if error_rows:
+        create_table_artifact(key=_artifact_key(config.name, "errors"), table=error_rows,
+                              description=f"latest integration errors of {config.name} (kind, mailbox, action taken)")
     if credentials_error is not None:
         raise CredentialsError(f"invalid_exchange_credentials: {credentials_error}")
     if report.failed:
