@@ -279,13 +279,15 @@ def sync_mailbox(
     folders: Collection[str] | None = None,
     lease_wait_s: float | None = None,
     purpose: str = "run",
+    stop: threading.Event | None = None,
 ) -> MailboxReport:
     """Sync one mailbox. Mailbox-level failures are reported, not raised; bad credentials raise.
 
     ``folders``: only these folder ids (of the mailbox's selected folders; ``exchange-sync watch``).
     An incremental sync holds the mailbox's lease (``store.leases``): when another writer (a watch
     process, another run) holds it longer than ``lease_wait_s`` (default ``watch.lease_wait_s``) the
-    mailbox is skipped with reason ``busy`` and its status left as it was."""
+    mailbox is skipped with reason ``busy`` and its status left as it was. ``stop`` set: the sync ends
+    after the page being loaded (its watermark committed), as on SIGTERM of ``exchange-sync watch``."""
     if mode != "incremental":  # a backfill commits no watermark: it cannot race one
         return _sync_mailbox(rt, mailbox, steps=steps, mode=mode, start=start, end=end, progress=progress,
                              folders=folders)
@@ -296,14 +298,15 @@ def sync_mailbox(
         with hold_mailbox(rt.state, rt.config.name, mailbox.email, purpose=purpose, ttl_s=watch.lease_ttl_s,
                           wait_s=watch.lease_wait_s if lease_wait_s is None else lease_wait_s):
             return _sync_mailbox(rt, mailbox, steps=steps, mode=mode, start=start, end=end, progress=progress,
-                                 folders=folders)
+                                 folders=folders, stop=stop)
     except LeaseBusy as exc:
         log.info("%s", exc)
         return MailboxReport(mailbox=mailbox.email, status="skipped", reason=exc.reason, error=str(exc))
 
 
 def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, mode: Mode, start: datetime | None,
-                  end: datetime | None, progress: ProgressFn | None, folders: Collection[str] | None) -> MailboxReport:
+                  end: datetime | None, progress: ProgressFn | None, folders: Collection[str] | None,
+                  stop: threading.Event | None = None) -> MailboxReport:
     from exchange_sync.source import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied,
                                       MailboxNotFound, SourceError)
     from exchange_sync.source.folders import select_mail_folders
@@ -344,6 +347,9 @@ def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, m
                     fresh.discard(folder.folder_id)
                     _add(report, folder_report, page, result)
                     progress(mailbox.email, page.items)
+                    if stop is not None and stop.is_set():
+                        todo = []  # this page is committed; the next sync resumes from its watermark
+                        break
             except InvalidSyncState:
                 # Raised after every page before it was loaded, so the failing folder is todo[0] and
                 # its committed watermark is the state that was sent.
