@@ -85,9 +85,11 @@ class NotificationConfig:
     max_pull_events: int = 50  # events per GetEvents response (MoreEvents=true beyond)
     log_retention: int = 100_000  # events kept per mailbox (older watermarks: ErrorReadEventsFailed)
     streaming_supported: bool = True  # False: answer as a server without streaming (before Exchange 2010 SP1)
+    require_affinity: bool = False  # True: requests routed away from a subscription's server do not find it
 
     _TYPES = {"heartbeat_s": float, "minute_s": float, "streaming_expiry_s": float, "connection_limit": int,
-              "max_pull_events": int, "log_retention": int, "streaming_supported": bool}
+              "max_pull_events": int, "log_retention": int, "streaming_supported": bool,
+              "require_affinity": bool}
 
     def update(self, data: Mapping[str, Any]) -> None:
         unknown = set(data) - set(self._TYPES)
@@ -270,7 +272,7 @@ class Subscription:
     created: float = field(default_factory=time.monotonic)
     last_use: float = field(default_factory=time.monotonic)  # pull: last GetEvents; streaming: last close
     connection: StreamConnection | None = None
-    backend_cookie: str | None = None
+    backend: str = ""  # the "mailbox server" holding it (affinity, see route_of)
     delivered: int = 0
 
     def wants(self, ev: Event) -> bool:
@@ -280,6 +282,7 @@ class Subscription:
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "owner": self.owner, "mailbox": self.mailbox.address,
+                "backend": self.backend,
                 "all_folders": self.folders is None, "folders": sorted(self.folders or ()),
                 "event_types": sorted(self.event_types), "delivered": self.delivered,
                 "connected": self.connection is not None, "timeout_minutes": self.timeout_min or None}
@@ -378,11 +381,14 @@ class NotificationHub:
             conn.wake.set()
             s.connection = None
 
-    def _lookup(self, sid: str, owner: str) -> Subscription:
+    def _lookup(self, sid: str, owner: str, route: Callable[[str], str] | None = None) -> Subscription:
         if not _well_formed_id(sid):
             raise ResponseError("ErrorInvalidSubscription", _text("ErrorInvalidSubscription"))
         s = self.subs.get(sid.strip())
         if s is None:
+            raise ResponseError("ErrorSubscriptionNotFound", _text("ErrorSubscriptionNotFound"))
+        if self.config.require_affinity and route is not None and route(s.mailbox.address) != s.backend:
+            # Routed to another mailbox server, which does not hold this subscription.
             raise ResponseError("ErrorSubscriptionNotFound", _text("ErrorSubscriptionNotFound"))
         if s.owner != owner:
             raise ResponseError("ErrorSubscriptionAccessDenied", _text("ErrorSubscriptionAccessDenied"))
@@ -438,7 +444,8 @@ class NotificationHub:
         return None
 
     # -- streaming connections ---------------------------------------------------------------------
-    def open_stream(self, ids: list[str], owner: str, budget: str, timeout_min: int
+    def open_stream(self, ids: list[str], owner: str, budget: str, timeout_min: int,
+                    route: Callable[[str], str] | None = None
                     ) -> tuple[StreamConnection | None, str | None, list[str]]:
         """(connection, None, []) or (None, error code, the subscription ids in error)."""
         self.sweep()
@@ -448,7 +455,7 @@ class NotificationHub:
             found: list[Subscription] = []
             for sid in ids:
                 try:
-                    s = self._lookup(sid, owner)
+                    s = self._lookup(sid, owner, route)
                     if s.kind != "streaming":
                         raise ResponseError("ErrorInvalidSubscription", _text("ErrorInvalidSubscription"))
                     found.append(s)
@@ -475,10 +482,10 @@ class NotificationHub:
             self.counters["streams_opened"] += 1
             return conn, None, []
 
-    def next_message(self, conn: StreamConnection) -> tuple[str, Any]:
+    def next_message(self, conn: StreamConnection, peer_gone: Callable[[], bool] | None = None) -> tuple[str, Any]:
         """Block until the connection has something to send: ("events", {sub: [Event]}), ("error", (code,
         ids)), ("heartbeat", None), ("closed", None: ConnectionTimeout reached), ("drop", None), ("end", None:
-        no subscriptions left)."""
+        no subscriptions left), ("gone", None: ``peer_gone()`` says the client closed its end)."""
         while True:
             with self.lock:
                 if conn.drop:
@@ -505,7 +512,13 @@ class NotificationHub:
                     return "heartbeat", None
                 wait = min(conn.deadline, conn.next_heartbeat) - now
                 conn.wake.clear()
+            # Look at the socket now and then: a client that hung up frees its connection slot at once
+            # (as IIS notices a closed connection), not at the next heartbeat.
+            if peer_gone is not None:
+                wait = min(wait, 0.2)
             conn.wake.wait(wait)
+            if peer_gone is not None and peer_gone():
+                return "gone", None
 
     def delivered(self, conn: StreamConnection, pending: dict[Subscription, list[Event]]) -> None:
         """The chunk with these events was written: advance the cursors."""
@@ -607,7 +620,7 @@ def subscribe(ctx: Context) -> etree._Element:
             s = Subscription(id=new_subscription_id(), kind="streaming" if streaming else "pull", owner=_owner(ctx),
                              mailbox=mbx, folders=None if all_folders else frozenset(f.num for f in folders),
                              event_types=event_types, cursor=cursor, timeout_min=timeout,
-                             backend_cookie=_affinity(ctx))
+                             backend=_affinity(ctx, mbx))
             hub.subs[s.id] = s
             hub.by_mailbox.setdefault(mbx.index, set()).add(s)
             hub.counters["subscriptions"] += 1
@@ -623,18 +636,33 @@ def subscribe(ctx: Context) -> etree._Element:
     return resp
 
 
-def _affinity(ctx: Context) -> str | None:
-    """X-PreferServerAffinity with X-AnchorMailbox and no X-BackEndOverrideCookie: the response sets that
-    cookie (Exchange 2013 and later route a group of subscriptions to one mailbox server by it)."""
+def backend_of(address: str) -> str:
+    """The (pretend) mailbox server an address routes to, as an X-BackEndOverrideCookie value."""
+    crc = zlib.crc32(address.strip().lower().encode())
+    return f"MBX{crc:08X}.ews-testserver.local~{crc}"
+
+
+def route_of(ctx: Context, fallback: str) -> str:
+    """Where Exchange 2013+ routes a notification request: the X-BackEndOverrideCookie (header or cookie)
+    when X-PreferServerAffinity is true, else the X-AnchorMailbox's server, else ``fallback``'s."""
     headers = ctx.headers if ctx.headers is not None else {}
-    if not _flag(headers.get("X-PreferServerAffinity")) or not ctx.anchor:
-        return None
+    if _flag(headers.get("X-PreferServerAffinity")):
+        given = headers.get("X-BackEndOverrideCookie") or _cookie(headers.get("Cookie", ""), "X-BackEndOverrideCookie")
+        if given:
+            return given.strip()
+    return backend_of(ctx.anchor or ctx.request.impersonate or fallback)
+
+
+def _affinity(ctx: Context, mbx: Mailbox) -> str:
+    """The backend a new subscription lives on. X-PreferServerAffinity with X-AnchorMailbox and no
+    X-BackEndOverrideCookie: the response sets that cookie, which the client sends with the group's
+    other Subscribe and GetStreamingEvents/GetEvents requests."""
+    headers = ctx.headers if ctx.headers is not None else {}
+    route = route_of(ctx, mbx.address)
     given = headers.get("X-BackEndOverrideCookie") or _cookie(headers.get("Cookie", ""), "X-BackEndOverrideCookie")
-    if given:
-        return given
-    value = f"MBX{zlib.crc32(ctx.anchor.lower().encode()) % 16:02d}.ews-testserver.local~{zlib.crc32(ctx.anchor.encode())}"
-    ctx.set_cookies.append(f"X-BackEndOverrideCookie={value}; path=/; HttpOnly")
-    return value
+    if _flag(headers.get("X-PreferServerAffinity")) and ctx.anchor and not given:
+        ctx.set_cookies.append(f"X-BackEndOverrideCookie={route}; path=/; HttpOnly")
+    return route
 
 
 def _cookie(header: str, name: str) -> str | None:
@@ -665,7 +693,7 @@ def unsubscribe(ctx: Context) -> etree._Element:
     sid = (ctx.request.body.findtext(m("SubscriptionId")) or "").strip()
     try:
         with hub.lock:
-            s = hub._lookup(sid, _owner(ctx))
+            s = hub._lookup(sid, _owner(ctx), lambda a: route_of(ctx, a))
             ctx.mailboxes.add(s.mailbox.address)
             hub._remove(s, "unsubscribed")
     except ResponseError as exc:
@@ -686,7 +714,7 @@ def get_events(ctx: Context) -> etree._Element:
     try:
         with hub.lock:
             try:
-                s = hub._lookup(sid, _owner(ctx))
+                s = hub._lookup(sid, _owner(ctx), lambda a: route_of(ctx, a))
             except ResponseError as exc:
                 if exc.code == "ErrorInvalidSubscription":
                     raise ResponseError("ErrorInvalidPullSubscriptionId", _text("ErrorInvalidPullSubscriptionId")) from exc

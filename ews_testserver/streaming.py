@@ -11,7 +11,9 @@ protocol audit, and closes the socket mid-stream when the fault plan drops conne
 from __future__ import annotations
 
 import logging
+import select
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import notifications, soap
@@ -50,6 +52,21 @@ def _finish(handler: EwsHandler) -> None:
     handler.wfile.flush()
 
 
+def _peer_gone(handler: EwsHandler) -> Callable[[], bool]:
+    """Whether the client closed its end: nothing else arrives on a streaming connection, so a readable
+    socket means FIN (or a TLS close_notify) or a reset."""
+    sock = handler.connection
+
+    def gone() -> bool:
+        try:
+            readable, _, errored = select.select([sock], [], [sock], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable or errored)
+
+    return gone
+
+
 def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> None:
     """Answer a GetStreamingEvents request on ``handler``'s connection until it ends."""
     state = handler.state
@@ -60,7 +77,8 @@ def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> No
     except soap.SoapFault as exc:
         handler._fault(entry, exc, "GetStreamingEvents")
         return
-    conn, code, bad = hub.open_stream(ids, ctx.principal.username.lower(), notifications.budget_of(ctx), timeout)
+    conn, code, bad = hub.open_stream(ids, ctx.principal.username.lower(), notifications.budget_of(ctx), timeout,
+                                      lambda address: notifications.route_of(ctx, address))
     entry.update(status=200, subscriptions=len(ids), mailbox=ctx.request.impersonate,
                  prefer_affinity=ctx.headers.get("X-PreferServerAffinity") if ctx.headers is not None else None,
                  backend_cookie=ctx.headers.get("X-BackEndOverrideCookie") if ctx.headers is not None else None)
@@ -79,10 +97,15 @@ def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> No
                  mailboxes=sorted({s.mailbox.address for s in conn.subs.values()}))
     state.record(entry)
     why = "closed"
+    peer_gone = _peer_gone(handler)
     try:
         _start(handler)
         while True:
-            kind, payload = hub.next_message(conn)
+            kind, payload = hub.next_message(conn, peer_gone)
+            if kind == "gone":
+                why = "client closed the connection"
+                handler.close_connection = True
+                return
             if kind == "drop":
                 why = "drop"
                 handler._drop()

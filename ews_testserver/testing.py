@@ -91,6 +91,35 @@ class RunningServer:
     def faults(self) -> list[dict[str, Any]]:
         return self.admin("GET", "/faults")
 
+    def copy(self, mailbox: str, message_id: str, folder: str) -> dict[str, Any]:
+        return self.admin("POST", "/copy", {"mailbox": mailbox, "message_id": message_id, "folder": folder})
+
+    # -- notifications (subscriptions, streaming connections; see docs/ews-test-server.md) --------
+    def notifications(self) -> dict[str, Any]:
+        """Subscriptions, open streaming connections, ended subscriptions (why), settings, counters."""
+        return self.admin("GET", "/notifications")
+
+    def set_notifications(self, **settings: Any) -> dict[str, Any]:
+        """Notification knobs, e.g. ``heartbeat_s=0.5, minute_s=2, streaming_expiry_s=5, connection_limit=2``."""
+        return self.admin("PUT", "/notifications/config", settings)
+
+    def kill_subscriptions(self, subscription_id: str | None = None, mailbox: str | None = None) -> list[str]:
+        """End subscriptions (one, a mailbox's, or all): next use -> ErrorSubscriptionNotFound; an open
+        stream gets an error message for them. Returns the ids killed."""
+        payload = {k: v for k, v in (("subscription_id", subscription_id), ("mailbox", mailbox)) if v is not None}
+        return self.admin("POST", "/notifications/kill", payload)["killed"]
+
+    def drop_streams(self, mailbox: str | None = None) -> int:
+        """Close open GetStreamingEvents sockets mid-stream (all, or those serving ``mailbox``)."""
+        return self.admin("POST", "/notifications/drop", {"mailbox": mailbox} if mailbox else {})["dropped"]
+
+    def refuse_subscribe(self, mailbox: str = "*", code: str = "ErrorAccessDenied", count: int = 0) -> None:
+        """Subscribe for ``mailbox`` ("*": any) answers ``code`` (``count`` times; 0: always)."""
+        self.admin("PUT", "/notifications/refuse", [{"mailbox": mailbox, "code": code, "count": count}])
+
+    def clear_refusals(self) -> None:
+        self.admin("PUT", "/notifications/refuse", [])
+
     def log(self, since: int = 0) -> list[dict[str, Any]]:
         return self.admin("GET", f"/log?since={since}")
 
@@ -197,13 +226,17 @@ def launch_cli_server(args: Sequence[str], startup_timeout: float = 120) -> tupl
 
 
 @contextlib.contextmanager
-def running_server(startup_timeout: float = 120, **kwargs: Any) -> Iterator[RunningServer]:
+def running_server(startup_timeout: float = 120, notifications: dict[str, Any] | None = None,
+                   **kwargs: Any) -> Iterator[RunningServer]:
     """Start ``exchange-sync ews-server`` with the given options (see ``server_args``; e.g.
-    ``exchange_version="Exchange2010_SP2"``), yield a ``RunningServer``, and stop it with SIGTERM on exit."""
+    ``exchange_version="Exchange2010_SP2"``), yield a ``RunningServer``, and stop it with SIGTERM on exit.
+    ``notifications``: knobs applied at start (``RunningServer.set_notifications``)."""
     proc, info = launch_cli_server(server_args(**kwargs), startup_timeout)
     srv = RunningServer(url=info["url"], admin_url=info["admin_url"], ca_file=info.get("ca_file"),
                         admin_token=info["admin_token"], info=info, process=proc)
     try:
+        if notifications:
+            srv.set_notifications(**notifications)
         yield srv
     finally:
         srv.stop()
