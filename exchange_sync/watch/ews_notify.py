@@ -122,9 +122,12 @@ class Hub(Protocol):
 
 
 def _folders_of(event: Any) -> tuple[set[str], bool]:
-    """(folder ids whose content an event may have changed, whether it is a folder event)."""
+    """(folder ids whose content an event may have changed, whether the folder list changed).
+
+    A folder's own ModifiedEvent (its unread count, raised next to every item event) changes no item;
+    a folder created, deleted, moved or copied changes the folder list."""
     if getattr(event, "item_id", None) is None and getattr(event, "folder_id", None) is not None:
-        return set(), True
+        return set(), type(event).__name__ != "ModifiedEvent"
     found = set()
     for attr in ("parent_folder_id", "old_parent_folder_id"):
         ref = getattr(event, attr, None)

@@ -96,7 +96,7 @@ class StreamingSubscribe(_Affinity, SubscribeToStreaming):
         """A streaming subscription to ``folder_ids``' item events; its SubscriptionId."""
         payload = create_element("m:Subscribe")
         payload.append(_request_elem("m:StreamingSubscriptionRequest", folder_ids))
-        return _single(list(self._get_elements(payload=payload)))
+        return self._elem_to_obj(_single(list(self._get_elements(payload=payload))))
 
 
 class PullSubscribe(_Affinity, SubscribeToPull):
@@ -110,7 +110,7 @@ class PullSubscribe(_Affinity, SubscribeToPull):
         request = _request_elem("m:PullSubscriptionRequest", folder_ids)
         add_xml_child(request, "t:Timeout", timeout_min)
         payload.append(request)
-        return _single(list(self._get_elements(payload=payload)))
+        return self._elem_to_obj(_single(list(self._get_elements(payload=payload))))
 
 
 class StreamingEvents(_Affinity, GetStreamingEvents):
