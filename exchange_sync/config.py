@@ -412,7 +412,26 @@ class ReinferDestination(_Model):
         return self
 
 
-Destination = Annotated[StoreDestination | ReinferDestination, Field(discriminator="kind")]
+class ReinferBucketDestination(_Model):
+    """Raw emails and their metadata into a Re:infer bucket, as the hosted integration loads them
+    (``PUT /api/_private/buckets/<owner>/<bucket>/emails``; docs/destinations.md)."""
+
+    kind: Literal["reinfer_bucket"] = "reinfer_bucket"
+    url: str = Field(description="API base URL, e.g. https://cloud.uipath.com/org/tenant/reinfer_")
+    owner: str = Field(pattern=r"^[A-Za-z0-9_-]{1,256}$", description="the bucket's owner (project)")
+    bucket: str = Field(pattern=r"^[A-Za-z0-9_-]{1,256}$", description="the bucket's name")
+    token: SecretRef
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _cleartext(self) -> "ReinferBucketDestination":
+        _check_cleartext(self.url, self.allow_insecure_http, "the Re:infer API token")
+        return self
+
+
+Destination = Annotated[StoreDestination | ReinferDestination | ReinferBucketDestination, Field(discriminator="kind")]
 
 
 class StagingConfig(_Model):
@@ -529,7 +548,7 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, each naming the field path (``mailboxes.0.email: ...``)."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("ews", "graph", "store", "reinfer")))
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("ews", "graph", "store", "reinfer", "reinfer_bucket")))
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{loc or '<config>'}: {msg}")
     return "\n".join(lines)
@@ -602,7 +621,7 @@ def check_runnable(config: IntegrationConfig) -> None:
             except ssl.SSLError:
                 problems.append(f"{where}.ciphers: OpenSSL accepts no cipher in {tls.ciphers!r}")
     destination = config.destination
-    if isinstance(destination, ReinferDestination) and destination.ca_bundle is not None:
+    if isinstance(destination, (ReinferDestination, ReinferBucketDestination)) and destination.ca_bundle is not None:
         if not destination.ca_bundle.is_file():
             problems.append(f"destination.ca_bundle: no such file {str(destination.ca_bundle)!r}")
     if problems:

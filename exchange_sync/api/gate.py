@@ -50,11 +50,14 @@ MAX_OTHER_BYTES = 64 * KIB  # no other route takes a body; a small one is tolera
 SYNC_PARSE_SLOTS = 2
 
 _SYNC_PATH = re.compile(r"^/api/v1/sources/[^/]+/[^/]+/sync/?$")
+_BUCKET_EMAILS_PATH = re.compile(r"^/api/_private/buckets/[^/]+/[^/]+/emails/?$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def route_limit(method: str, path: str) -> int:
     if method == "POST" and _SYNC_PATH.match(path):
+        return MAX_SYNC_BYTES
+    if method == "PUT" and _BUCKET_EMAILS_PATH.match(path):  # raw emails: the sync route's limits
         return MAX_SYNC_BYTES
     if method == "POST" and path == "/login":
         return MAX_LOGIN_BYTES
@@ -185,7 +188,7 @@ class ApiGate:
             if size > limit:
                 await error_response(413, f"request body larger than {limit} bytes")(scope, receive, send)
                 return
-        is_sync = limit == self.max_sync_bytes and scope["method"] == "POST"
+        is_sync = limit == self.max_sync_bytes and scope["method"] in ("POST", "PUT")
         if not is_sync:
             await self._forward(scope, receive, send, limit, count_values=False)
             return

@@ -32,6 +32,7 @@ from exchange_sync.store import InvalidContinuation, SqlStore
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid request"},
     401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
+    403: {"model": ErrorResponse, "description": "Quota exceeded"},
     413: {"model": ErrorResponse, "description": "Request body too large"},
 }
 
@@ -67,6 +68,24 @@ def _reject_unencodable(body: SyncRequest) -> None:
             raise ApiError(400, f"invalid request: comments.{index} contains text that is not valid Unicode") from exc
 
 
+def _check_quota(request: Request, project: str, source: str, body: SyncRequest) -> None:
+    """``--comment-quota`` (tests): refuse a sync that would take the source past the quota, as the
+    platform refuses for its comment quota (403 with a message naming the quota). Checked, not locked:
+    two concurrent syncs may pass it together."""
+    quota = getattr(request.app.state, "comment_quota", None)
+    if quota is None:
+        return
+    store, key = _store(request), source_key(project, source)
+    held = store.count_comments(key)
+    ids = {c.id for c in body.comments}
+    if held + len(ids) <= quota:
+        return
+    new = sum(1 for i in ids if store.get_comment(i, source=key) is None)
+    if new and held + new > quota:
+        raise ApiError(403, f"Quota exceeded: source {project}/{source} holds {held} comments and may hold {quota}; "
+                            f"{new} new ones refused")
+
+
 @router.post("/api/v1/sources/{project}/{source}/sync", response_model=SyncResponse)
 def sync_comments(
     project: Project,
@@ -77,6 +96,7 @@ def sync_comments(
 ) -> SyncResponse:
     """Create or update comments (public sync semantics). Text is replaced, not frozen."""
     _reject_unencodable(body)
+    _check_quota(request, project, source, body)
     counts = _store(request).sync_comments(body.comments, source=source_key(project, source), freeze_text=False)
     return SyncResponse(**counts.model_dump())
 

@@ -16,85 +16,50 @@ first sync. So before sending, each comment is given the text it was first synce
 
 Counts (and so usage units) are the API's own answer. Retries: 429, 409 and 5xx (and connection
 errors) with exponential backoff, honouring ``Retry-After``; a replayed batch is harmless because
-sync is idempotent. A 413 splits the batch. 401/403 fail at once with ``ReinferAuthError``.
+sync is idempotent. A 413 splits the batch. 401/403 fail at once with ``ReinferAuthError``, a
+refusal for quota with ``ReinferQuotaError`` (``reinfer_http``: shared with the bucket destination).
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-
 from exchange_sync.comment import MAX_COMMENTS_PER_SYNC, ApiComment, Comment, api_form
+from exchange_sync.destinations.reinfer_http import (
+    RETRY_STATUSES,
+    ReinferAuthError,
+    ReinferError,
+    ReinferHttp,
+    ReinferQuotaError,
+    api_message as _api_message,
+    retry_after_seconds as _retry_after_seconds,
+)
 from exchange_sync.store import LedgerEntry, SqlStore, SyncCounts
 from exchange_sync.store import textpolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
-RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 _COMMENT_FIELDS = ("id", "timestamp", "thread_id", "messages", "user_properties", "attachments", "text_format")
-
-
-class ReinferError(RuntimeError):
-    """The API refused a request, or kept failing after the retries."""
-
-
-class ReinferAuthError(ReinferError):
-    """The API rejected the token (401/403): retrying cannot help."""
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+__all__ = ["RETRY_STATUSES", "ReinferAuthError", "ReinferDestination", "ReinferError", "ReinferQuotaError",
+           "_api_message", "_retry_after_seconds"]
 
 
 class _TooLarge(Exception):
     pass
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
-
-
-def _api_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            return body["message"][:500]
-    except ValueError:
-        pass
-    return (response.text or response.reason or "")[:200]
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class ReinferDestination:
+class ReinferDestination(ReinferHttp):
     """``sync()`` into ``<base_url>/api/v1/sources/<project>/<source>/sync``.
 
     ``token`` is the API token itself (the caller resolves it from an environment variable or a
@@ -118,79 +83,25 @@ class ReinferDestination:
         backoff_max: float = 60.0,
         lookup_workers: int = 8,
     ) -> None:
-        if not token:
-            raise ValueError("an API token is required")
         if not 1 <= max_comments <= MAX_COMMENTS_PER_SYNC:
             raise ValueError(f"max_comments must be within 1..{MAX_COMMENTS_PER_SYNC}")
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, token, target=f"{project}/{source}", verify=verify, timeout=timeout,
+                         max_attempts=max_attempts, backoff_base=backoff_base, backoff_max=backoff_max)
         self.project = project
         self.source = source
-        self._token = token
         self.ledger = ledger
-        self.verify = verify
-        self.timeout = timeout
         self.max_comments = max_comments
         self.max_bytes = max_bytes
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
         self.lookup_workers = lookup_workers
         self.ledger_key = f"reinfer:{self.base_url}/{project}/{source}"
-        self._local = threading.local()
 
     def __repr__(self) -> str:  # never the token
         return f"ReinferDestination({self.base_url!r}, {self.project!r}, {self.source!r})"
 
     # --- HTTP --------------------------------------------------------------------------------
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {self._token}"
-            session.headers["User-Agent"] = "exchange-sync"
-            session.verify = self.verify
-            self._local.session = session
-        return session
-
     def _source_url(self, suffix: str) -> str:
         return f"{self.base_url}/api/v1/sources/{quote(self.project, safe='')}/{quote(self.source, safe='')}{suffix}"
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.backoff_max)
-        return min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max)
-
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One request with retries; returns a response with a non-retryable status."""
-
-        def attempt() -> requests.Response:
-            try:
-                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _Retryable(f"{type(exc).__name__} talking to {self.base_url}") from exc
-            if response.status_code in RETRY_STATUSES:
-                message = f"HTTP {response.status_code}: {_api_message(response)}"
-                log.info("%s %s -> %s; will retry", method, url, message)
-                raise _Retryable(message, _retry_after_seconds(response.headers.get("Retry-After")))
-            if response.status_code in (401, 403):
-                raise ReinferAuthError(
-                    f"{self.base_url} rejected the API token for {self.project}/{self.source} "
-                    f"(HTTP {response.status_code}: {_api_message(response)}); check the token and its permissions"
-                )
-            return response
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except _Retryable as exc:
-            raise ReinferError(f"{method} {url} still failing after {self.max_attempts} attempts: {exc}") from exc
 
     def get_remote(self, comment_id: str) -> dict[str, Any] | None:
         response = self._request("GET", self._source_url(f"/comments/{quote(comment_id, safe='')}"))

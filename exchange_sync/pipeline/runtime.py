@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from exchange_sync.comment import ApiComment, Comment
-from exchange_sync.config import IntegrationConfig, ReinferDestination, StoreDestination
+from exchange_sync.config import IntegrationConfig, ReinferBucketDestination, ReinferDestination, StoreDestination
 from exchange_sync.staging import Staging
 from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
 
@@ -24,6 +24,7 @@ class Loader:
     transaction of the store's database, so a crash can neither lose a page nor bill it twice.
     Remote destinations: load first, then commit state and usage to the state database; a crash
     in between replays the page, which the destination answers as ``unchanged`` (idempotent).
+    A bucket destination (``reinfer_bucket``) loads the page's staged raw MIME, one email per comment.
     """
 
     def __init__(self, config: IntegrationConfig, state: SqlStore) -> None:
@@ -31,9 +32,15 @@ class Loader:
         self.state = state
         dest = config.destination
         self.remote = None
+        self.bucket = None
         if isinstance(dest, StoreDestination):
             self.store = state if dest.url == config.state.url else SqlStore(dest.url)
             self.source_name = dest.source_key
+        elif isinstance(dest, ReinferBucketDestination):
+            self.store = None
+            self.source_name = f"bucket:{dest.owner}/{dest.bucket}"
+            self.remote = self.bucket = _build_bucket(dest, ledger=state)
+            self.staging = Staging(config.staging.url)
         else:
             self.store = None
             self.source_name = f"{dest.project}/{dest.source}"
@@ -44,18 +51,32 @@ class Loader:
         """Where folder watermarks and usage live: next to the comments when we own the store."""
         return self.store if self.store is not None else self.state
 
-    def load(self, comments: Sequence[Comment | ApiComment], *, folder_state: FolderState | None, mailbox: str, day: date) -> SyncCounts:
+    def load(self, comments: Sequence[Comment | ApiComment], *, folder_state: FolderState | None, mailbox: str, day: date,
+             staged_path: str | None = None) -> SyncCounts:
+        """``staged_path``: the page's staged batch (what a bucket destination sends)."""
         usage = UsageKey(integration=self.config.name, mailbox=mailbox, day=day)
         if self.store is not None:
             return self.store.sync_comments(
                 comments, source=self.source_name, freeze_text=True, folder_state=folder_state, usage=usage
             )
         assert self.remote is not None
-        counts = self.remote.sync(comments, freeze_text=True) if comments else SyncCounts()
+        if self.bucket is not None:
+            counts = self._load_bucket(comments, staged_path)
+        else:
+            counts = self.remote.sync(comments, freeze_text=True) if comments else SyncCounts()
         if folder_state is not None:
             self.state.set_folder_state(folder_state)
         self.state.record_usage(usage, counts)
         return counts
+
+    def _load_bucket(self, comments: Sequence[Comment | ApiComment], staged_path: str | None) -> SyncCounts:
+        if not comments:
+            return SyncCounts()
+        if staged_path is None:
+            raise ValueError("a bucket destination loads staged batches: no staged batch was given")
+        api = [c if isinstance(c, dict) else c.to_api() for c in comments]
+        rows = (row for part in self.staging.iter_batch(staged_path, 16) for row in part.to_pylist())
+        return self.bucket.load_staged(rows, api)
 
     def close(self) -> None:
         for closable in (self.remote, self.store if self.store is not self.state else None):
@@ -82,6 +103,13 @@ def _build_remote(dest: ReinferDestination, *, ledger: SqlStore):
         verify=str(dest.ca_bundle) if dest.ca_bundle else dest.verify_tls,
         ledger=ledger,  # what was sent, to keep text frozen without re-reading (docs/destinations.md)
     )
+
+
+def _build_bucket(dest: ReinferBucketDestination, *, ledger: SqlStore):
+    from exchange_sync.destinations.bucket import ReinferBucketDestination as Bucket
+
+    return Bucket(base_url=dest.url, owner=dest.owner, bucket=dest.bucket, token=dest.token.resolve().get_secret_value(),
+                  verify=str(dest.ca_bundle) if dest.ca_bundle else dest.verify_tls, ledger=ledger)
 
 
 @dataclass

@@ -229,7 +229,8 @@ def load_batch(
             rt.config.name, mailbox, [Deletion(folder_id=folder.folder_id, item_id=i, deleted_at=now) for i in deletes]
         )
     crashpoint("before_load")
-    counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date())
+    staged = batch.comments_path.removesuffix(".comments") + ".parquet" if batch and batch.comments_path else None
+    counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date(), staged_path=staged)
     crashpoint("after_load")
     fallbacks = sum(1 for c in comments if (c.get("user_properties") or {}).get("string:Cleaning") == "fallback")
     return LoadResult(counts=counts, rejected=len(batch.rejections) if batch else 0, cleaning_fallbacks=fallbacks)
