@@ -86,10 +86,13 @@ class NotificationConfig:
     log_retention: int = 100_000  # events kept per mailbox (older watermarks: ErrorReadEventsFailed)
     streaming_supported: bool = True  # False: answer as a server without streaming (before Exchange 2010 SP1)
     require_affinity: bool = False  # True: requests routed away from a subscription's server do not find it
+    # What using an expired subscription answers: Exchange has dropped it (ErrorSubscriptionNotFound),
+    # or, set to ErrorExpiredSubscription, what a server that still knows it says.
+    expired_code: str = "ErrorSubscriptionNotFound"
 
     _TYPES = {"heartbeat_s": float, "minute_s": float, "streaming_expiry_s": float, "connection_limit": int,
               "max_pull_events": int, "log_retention": int, "streaming_supported": bool,
-              "require_affinity": bool}
+              "require_affinity": bool, "expired_code": str}
 
     def update(self, data: Mapping[str, Any]) -> None:
         unknown = set(data) - set(self._TYPES)
@@ -97,6 +100,11 @@ class NotificationConfig:
             raise ValueError(f"unknown notification settings {sorted(unknown)}")
         for key, value in data.items():
             kind = self._TYPES[key]
+            if kind is str:
+                if value not in ("ErrorSubscriptionNotFound", "ErrorExpiredSubscription"):
+                    raise ValueError(f"{key} must be ErrorSubscriptionNotFound or ErrorExpiredSubscription")
+                setattr(self, key, value)
+                continue
             if kind is bool:
                 if not isinstance(value, bool):
                     raise ValueError(f"{key} must be true or false")
@@ -386,7 +394,8 @@ class NotificationHub:
             raise ResponseError("ErrorInvalidSubscription", _text("ErrorInvalidSubscription"))
         s = self.subs.get(sid.strip())
         if s is None:
-            raise ResponseError("ErrorSubscriptionNotFound", _text("ErrorSubscriptionNotFound"))
+            code = self.config.expired_code if self.ended.get(sid.strip()) == "expired" else "ErrorSubscriptionNotFound"
+            raise ResponseError(code, _text(code))
         if self.config.require_affinity and route is not None and route(s.mailbox.address) != s.backend:
             # Routed to another mailbox server, which does not hold this subscription.
             raise ResponseError("ErrorSubscriptionNotFound", _text("ErrorSubscriptionNotFound"))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from exchangelib.errors import (
-    ErrorAccessDenied, ErrorInvalidPullSubscriptionId, ErrorInvalidWatermark, ErrorSubscriptionNotFound,
+    ErrorAccessDenied, ErrorExpiredSubscription, ErrorInvalidPullSubscriptionId, ErrorInvalidWatermark, ErrorSubscriptionNotFound,
 )
 from exchangelib.properties import (
     CopiedEvent, CreatedEvent, DeletedEvent, ModifiedEvent, MovedEvent, NewMailEvent, StatusEvent,
@@ -28,7 +28,8 @@ from ews_testserver.testing import RunningServer, exchangelib_account, make_mime
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 KNOBS = {"heartbeat_s": 0.25, "minute_s": 1.0, "streaming_expiry_s": 1800, "connection_limit": 10,
-         "max_pull_events": 50, "streaming_supported": True, "require_affinity": False}
+         "max_pull_events": 50, "streaming_supported": True, "require_affinity": False,
+         "expired_code": "ErrorSubscriptionNotFound"}
 USER, OTHER = "user@example.com", "other@example.com"
 
 
@@ -287,6 +288,9 @@ def test_subscriptions_expire(srv: RunningServer) -> None:
         list(acc.inbox.get_streaming_events(streaming, connection_timeout=1))
     ended = srv.notifications()["ended"]
     assert ended[pull] == ended[streaming] == "expired"
+    srv.set_notifications(expired_code="ErrorExpiredSubscription")  # a server that still remembers them
+    with pytest.raises(ErrorExpiredSubscription):
+        GetEvents(account=acc).get(subscription_id=pull, watermark=watermark)
 
 
 def test_affinity_cookie_groups_subscriptions(srv: RunningServer) -> None:
