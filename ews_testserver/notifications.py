@@ -46,6 +46,7 @@ from .soap import ResponseError, SoapFault, error_message, m, response_root, sub
 if TYPE_CHECKING:
     from .operations import Context
 
+STREAM_BATCH = 50  # events per subscription per message ("the first 50 events from the queue", Microsoft)
 EVENT_TYPES = ("CopiedEvent", "CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "NewMailEvent",
                "FreeBusyChangedEvent")
 
@@ -500,13 +501,15 @@ class NotificationHub:
                 if conn.drop:
                     return "drop", None
                 if conn.errors:
-                    return "error", conn.errors.pop(0)
+                    code, ids = conn.errors.pop(0)
+                    # The last message of a stream whose subscriptions are all gone says Closed.
+                    return "error", (code, ids, not conn.subs and not conn.errors)
                 pending: dict[Subscription, list[Event]] = {}
                 for s in conn.subs.values():
                     log = self.logs.get(s.mailbox.index)
                     evs = [e for e in (log.after(s.cursor) if log is not None else []) if s.wants(e)]
                     if evs:
-                        pending[s] = evs[:500]
+                        pending[s] = evs[:STREAM_BATCH]
                     elif log is not None and log.head > s.cursor:
                         s.cursor = log.head  # nothing it wants: skip ahead
                 if pending:
@@ -771,12 +774,14 @@ def stream_message(kind: str, payload: Any) -> etree._Element:
     """The GetStreamingEventsResponse element for one chunk."""
     resp, msgs = response_root("GetStreamingEvents")
     if kind == "error":
-        code, ids = payload
+        code, ids, closed = payload
         msg = error_message(msgs, "GetStreamingEvents", code, _text(code))
         if ids:
             err = etree.SubElement(msg, m("ErrorSubscriptionIds"))
             for sid in ids:
                 sub(err, "SubscriptionId", sid)
+        if closed:
+            etree.SubElement(msg, m("ConnectionStatus")).text = "Closed"
         return resp
     msg = success_message(msgs, "GetStreamingEvents")
     if kind == "events":

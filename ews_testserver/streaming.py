@@ -88,7 +88,7 @@ def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> No
         state.record(entry)
         try:
             _start(handler)
-            _chunk(handler, _envelope(handler, "error", (code, bad)))
+            _chunk(handler, _envelope(handler, "error", (code, bad, True)))
             _finish(handler)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             handler.close_connection = True
@@ -118,7 +118,8 @@ def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> No
             conn.sent += 1
             if kind == "events":
                 hub.delivered(conn, payload)
-            elif kind == "closed":
+            elif kind == "closed" or (kind == "error" and payload[2]):
+                why = "closed" if kind == "closed" else f"{payload[0]} for its last subscription"
                 _finish(handler)
                 return
     except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError) as exc:

@@ -200,6 +200,7 @@ def test_killed_subscription_ends_its_stream_and_is_not_found_afterwards(srv: Ru
     msg = message(env)
     assert msg.get("ResponseClass") == "Error" and msg.findtext(f"{{{M}}}ResponseCode") == "ErrorSubscriptionNotFound"
     assert [e.text for e in msg.find(f"{{{M}}}ErrorSubscriptionIds")] == [sid]
+    assert status(env) is None  # the stream goes on for the other subscription
     resp.close()
     with pytest.raises(ErrorSubscriptionNotFound):
         list(acc.inbox.get_streaming_events(sid, connection_timeout=1))
@@ -233,6 +234,7 @@ def test_connection_limit_per_account(srv: RunningServer) -> None:
     third = post(srv, soap(streaming_body([sid], minutes=1)), stream=True)
     envs = list(chunks(third))
     assert len(envs) == 1 and message(envs[0]).findtext(f"{{{M}}}ResponseCode") == "ErrorExceededConnectionCount"
+    assert status(envs[0]) == "Closed"
     open_[0].close()  # the client hangs up: its slot is free again
     assert wait_for(lambda: len(srv.notifications()["connections"]) == 1)
     fourth = post(srv, soap(streaming_body([sid], minutes=1)), stream=True)
@@ -246,7 +248,8 @@ def test_new_connection_takes_over_a_subscription(srv: RunningServer) -> None:
     old = post(srv, soap(streaming_body([sid], minutes=1)), stream=True, session=requests.Session())
     assert wait_for(lambda: srv.notifications()["connections"])
     new = post(srv, soap(streaming_body([sid], minutes=1)), stream=True, session=requests.Session())
-    envs = list(chunks(old))  # the old stream gets the error, then ends
+    envs = list(chunks(old))  # the old stream gets the error, then ends (it serves nothing any more)
+    assert len(envs) == 1 and status(envs[0]) == "Closed"
     assert message(envs[0]).findtext(f"{{{M}}}ResponseCode") == "ErrorNewEventStreamConnectionOpened"
     assert status(next(chunks(new))) == "OK"
     new.close()
@@ -349,3 +352,16 @@ def test_pull_get_events_watermarks(srv: RunningServer) -> None:
     assert acc.inbox.unsubscribe(sid) is True
     with pytest.raises(ErrorSubscriptionNotFound):
         svc.get(subscription_id=sid, watermark=wm0)
+
+
+def test_a_notification_carries_at_most_50_events(srv: RunningServer) -> None:
+    acc = account(srv)
+    sid = acc.inbox.subscribe_to_streaming()
+    for n in range(17):  # 3 events each
+        srv.add_message(USER, make_mime(f"burst {n}", f"<b{n}@x>"))
+    sizes = []
+    for note in acc.inbox.get_streaming_events(sid, connection_timeout=1):
+        sizes.append(len(note.events))
+        if sum(sizes) >= 51:
+            break
+    assert sizes == [50, 1]
