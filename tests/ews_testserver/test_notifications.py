@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 from exchangelib.errors import (
-    ErrorAccessDenied, ErrorExpiredSubscription, ErrorInvalidPullSubscriptionId, ErrorInvalidWatermark, ErrorSubscriptionNotFound,
+    ErrorAccessDenied, ErrorExpiredSubscription, ErrorInvalidPullSubscriptionId, ErrorInvalidWatermark,
+    ErrorReadEventsFailed, ErrorSubscriptionNotFound,
 )
 from exchangelib.properties import (
     CopiedEvent, CreatedEvent, DeletedEvent, ModifiedEvent, MovedEvent, NewMailEvent, StatusEvent,
@@ -365,3 +366,41 @@ def test_a_notification_carries_at_most_50_events(srv: RunningServer) -> None:
         if sum(sizes) >= 51:
             break
     assert sizes == [50, 1]
+
+
+def test_pull_resumes_from_a_watermark_until_the_log_is_trimmed(srv: RunningServer) -> None:
+    acc = account(srv)
+    svc = GetEvents(account=acc)
+    sid, wm0 = acc.inbox.subscribe_to_pull(timeout=5)
+    srv.add_message(USER, make_mime("resume", "<r1@x>"))
+    mark = svc.get(subscription_id=sid, watermark=wm0).events[0].watermark  # after the CreatedEvent
+    acc.inbox.unsubscribe(sid)
+    # exchangelib writes the request's Watermark as m:Watermark, which the schema (t:Watermark) rejects:
+    # a raw Subscribe resumes from the bookmark.
+    resp = post(srv, soap('<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="inbox"/>'
+                          "</t:FolderIds><t:EventTypes><t:EventType>NewMailEvent</t:EventType></t:EventTypes>"
+                          f"<t:Watermark>{mark}</t:Watermark><t:Timeout>5</t:Timeout></m:PullSubscriptionRequest>"
+                          "</m:Subscribe>"), **{"X-AnchorMailbox": USER})
+    answer = etree.fromstring(resp.content)
+    resumed, wm = answer.findtext(f".//{{{M}}}SubscriptionId"), answer.findtext(f".//{{{M}}}Watermark")
+    assert wm == mark
+    assert [type(e) for e in svc.get(subscription_id=resumed, watermark=wm).events] == [NewMailEvent]
+    srv.set_notifications(log_retention=2)
+    for n in range(3):
+        srv.add_message(USER, make_mime(f"trim {n}", f"<t{n}@x>"))  # 9 events: the log keeps the last 2-4
+    with pytest.raises(ErrorReadEventsFailed):
+        svc.get(subscription_id=resumed, watermark=wm)
+
+
+def test_the_oldest_profile_streams_and_pulls() -> None:
+    """Exchange 2010 SP2, the oldest profile, has streaming (from 2010 SP1); the module's server is 2016."""
+    with running_server(mailboxes=[f"{USER}=generate:2"], exchange_version="Exchange2010_SP2",
+                        notifications=KNOBS) as other:
+        acc = account(other)
+        sid = acc.inbox.subscribe_to_streaming()
+        pull, wm = acc.inbox.subscribe_to_pull(timeout=5)
+        other.add_message(USER, make_mime("profile", "<v1@x>"))
+        assert [type(e) for e in collect(acc, sid, want=3)] == [CreatedEvent, NewMailEvent, ModifiedEvent]
+        assert [type(e) for e in GetEvents(account=acc).get(subscription_id=pull, watermark=wm).events] == [
+            CreatedEvent, NewMailEvent, ModifiedEvent]
+    assert other.returncode == 0
