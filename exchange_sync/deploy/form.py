@@ -122,6 +122,19 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "only_mailboxes": ("Only these mailboxes", "Email addresses: restrict this run to these mailboxes of the "
                                                "list above; empty: all enabled mailboxes."),
     "config": ("Configuration", "The whole integration configuration, as in the YAML file."),
+    # The Graph form (exchange_sync.deploy.graph_form): Exchange Online through Microsoft Graph.
+    "tenant_id": ("Tenant ID", "Directory (tenant) ID of the Microsoft Entra tenant, e.g. "
+                               "72f988bf-86f1-41af-91ab-2d7cd011db47."),
+    "client_id": ("Application (client) ID", "Client ID of the app registration that has the Mail.Read "
+                                             "application permission."),
+    "client_secret": ("Client secret", "Where the app's client secret lives: a Prefect Secret block or an "
+                                       "environment variable of the worker (never the secret itself). Leave "
+                                       "empty when a certificate is used."),
+    "certificate": ("Certificate", "Instead of a client secret: the app certificate's thumbprint and where "
+                                   "its private key is. Leave the thumbprint empty when a client secret is used."),
+    "graph_url": ("Graph endpoint", "Microsoft Graph base URL (national clouds have their own)."),
+    "authority": ("Sign-in authority", "Microsoft Entra sign-in endpoint the token is requested from."),
+    "duration_s": ("Stop after (seconds)", "Watch runs: stop after this many seconds; 0: until cancelled."),
 }
 
 
@@ -136,73 +149,42 @@ def _ref(form: SecretRefForm | dict) -> dict | None:
     return out or None
 
 
-def form_parameters(config: IntegrationConfig) -> dict[str, Any]:
-    """The configuration as the form flow's parameters (JSON)."""
-    from exchange_sync.deploy.spec import config_parameter
+# Shared by the EWS and the Graph forms: TLS, mailboxes and the destination, both ways.
 
-    if config.connection.kind != "ews":
-        raise ValueError("only EWS integrations have a form")
-    full = config_parameter(config)
-    conn = dict(full.pop("connection"))
-    conn.pop("kind", None)
-    tls = conn.pop("tls", {}) or {}
-    params: dict[str, Any] = {
-        "integration": full.pop("name"),
-        "server_url": conn.pop("server_url"),
-        "auth": conn.pop("auth", "ntlm"),
-        "username": conn.pop("username", None) or "",
-        "password": _ref_form(conn.pop("password", None)),
-        "access_type": conn.pop("access_type"),
-        "tls": TlsForm(verify=tls.get("verify", True), ca_bundle=tls.get("ca_bundle") or "",
-                       ciphers=tls.get("ciphers") or "", min_version=tls.get("min_version") or "default",
-                       max_version=tls.get("max_version") or "default").model_dump(),
-    }
-    mailboxes = []
-    for m in full.pop("mailboxes"):
+def tls_form(tls: dict | None) -> dict:
+    tls = tls or {}
+    return TlsForm(verify=tls.get("verify", True), ca_bundle=tls.get("ca_bundle") or "",
+                   ciphers=tls.get("ciphers") or "", min_version=tls.get("min_version") or "default",
+                   max_version=tls.get("max_version") or "default").model_dump()
+
+
+def tls_data(tls: Any) -> dict[str, Any]:
+    form = TlsForm.model_validate(tls)
+    data: dict[str, Any] = {"verify": form.verify}
+    for key in ("ca_bundle", "ciphers"):
+        if getattr(form, key):
+            data[key] = getattr(form, key)
+    for key in ("min_version", "max_version"):
+        if getattr(form, key) != "default":
+            data[key] = getattr(form, key)
+    return data
+
+
+def mailbox_forms(mailboxes: list[dict]) -> list[dict]:
+    out = []
+    for m in mailboxes:
         m = dict(m)
-        mailboxes.append(MailboxForm(
+        out.append(MailboxForm(
             email=m.pop("email"), enabled=m.pop("enabled", True),
             start_timestamp=(m.pop("start_timestamp", None) or "").replace("+00:00", "Z"),
             folder_allowlist=m.pop("folder_allowlist", None) or [],
             folder_denylist=m.pop("folder_denylist", None) or [],
             extra=m,
         ).model_dump())
-    params["mailboxes"] = mailboxes
-    dest = dict(full.pop("destination"))
-    params["destination"] = DestinationForm(
-        kind=dest.pop("kind"), url=dest.pop("url", "") or "", project=dest.pop("project", "") or "",
-        source=dest.pop("source", "") or "", password=_ref_form(dest.pop("password", None)),
-        token=_ref_form(dest.pop("token", None)), verify_tls=dest.pop("verify_tls", True),
-        ca_bundle=dest.pop("ca_bundle", None) or "", allow_insecure_http=dest.pop("allow_insecure_http", False),
-    ).model_dump()
-    if dest:  # a destination field the form does not know yet: keep it rather than lose it
-        full["destination"] = dest
-    if conn:
-        full["connection"] = conn
-    params["advanced"] = full
-    return params
+    return out
 
 
-def form_to_config(integration: str, server_url: str, auth: str, username: str, password: Any, access_type: str,
-                   tls: Any, mailboxes: list, destination: Any, advanced: dict | None) -> IntegrationConfig:
-    """The form's values back into an ``IntegrationConfig`` (``ConfigError`` naming the field)."""
-    data = copy.deepcopy(dict(advanced or {}))
-    conn = dict(data.pop("connection", None) or {})
-    conn.update(kind="ews", server_url=server_url, auth=auth, access_type=access_type)
-    if username:
-        conn["username"] = username
-    pw = _ref(password)
-    if pw:
-        conn["password"] = pw
-    tls_form = TlsForm.model_validate(tls)
-    tls_data: dict[str, Any] = {"verify": tls_form.verify}
-    for key in ("ca_bundle", "ciphers"):
-        if getattr(tls_form, key):
-            tls_data[key] = getattr(tls_form, key)
-    for key in ("min_version", "max_version"):
-        if getattr(tls_form, key) != "default":
-            tls_data[key] = getattr(tls_form, key)
-    conn["tls"] = tls_data
+def mailboxes_data(mailboxes: list) -> list[dict[str, Any]]:
     boxes = []
     for m in mailboxes:
         form = MailboxForm.model_validate(m)
@@ -213,22 +195,98 @@ def form_to_config(integration: str, server_url: str, auth: str, username: str, 
         if form.folder_allowlist:
             box["folder_allowlist"] = form.folder_allowlist
         boxes.append(box)
-    dest_form = DestinationForm.model_validate(destination)
-    dest: dict[str, Any] = dict(data.pop("destination", None) or {})
-    dest["kind"] = dest_form.kind
+    return boxes
+
+
+def destination_form(dest: dict) -> tuple[dict, dict]:
+    """(the destination form, the fields the form does not know: kept under ``advanced``)."""
+    dest = dict(dest)
+    form = DestinationForm(
+        kind=dest.pop("kind"), url=dest.pop("url", "") or "", project=dest.pop("project", "") or "",
+        source=dest.pop("source", "") or "", password=_ref_form(dest.pop("password", None)),
+        token=_ref_form(dest.pop("token", None)), verify_tls=dest.pop("verify_tls", True),
+        ca_bundle=dest.pop("ca_bundle", None) or "", allow_insecure_http=dest.pop("allow_insecure_http", False),
+    ).model_dump()
+    return form, dest
+
+
+def destination_data(destination: Any, base: dict | None) -> dict[str, Any]:
+    form = DestinationForm.model_validate(destination)
+    dest: dict[str, Any] = dict(base or {})
+    dest["kind"] = form.kind
     for key in ("url", "project", "source", "ca_bundle"):
-        if getattr(dest_form, key):
-            dest[key] = getattr(dest_form, key)
-    if dest_form.kind == "store":
-        if _ref(dest_form.password):
-            dest["password"] = _ref(dest_form.password)
+        if getattr(form, key):
+            dest[key] = getattr(form, key)
+    if form.kind == "store":
+        if _ref(form.password):
+            dest["password"] = _ref(form.password)
     else:
-        if _ref(dest_form.token):
-            dest["token"] = _ref(dest_form.token)
-        dest["verify_tls"] = dest_form.verify_tls
-        dest["allow_insecure_http"] = dest_form.allow_insecure_http
-    data.update(name=integration, connection=conn, mailboxes=boxes, destination=dest)
+        if _ref(form.token):
+            dest["token"] = _ref(form.token)
+        dest["verify_tls"] = form.verify_tls
+        dest["allow_insecure_http"] = form.allow_insecure_http
+    return dest
+
+
+def common_parameters(full: dict[str, Any]) -> dict[str, Any]:
+    """Mailboxes, destination and ``advanced`` from a configuration's JSON (``full`` minus its
+    connection, consumed); unknown destination fields stay under ``advanced`` rather than being lost."""
+    params: dict[str, Any] = {"mailboxes": mailbox_forms(full.pop("mailboxes"))}
+    params["destination"], leftover = destination_form(full.pop("destination"))
+    if leftover:
+        full["destination"] = leftover
+    params["advanced"] = full
+    return params
+
+
+def form_parameters(config: IntegrationConfig) -> dict[str, Any]:
+    """The configuration as the form flow's parameters (JSON): EWS here, Graph in ``graph_form``."""
+    from exchange_sync.deploy.spec import config_parameter
+
+    if config.connection.kind == "graph":
+        from exchange_sync.deploy.graph_form import graph_form_parameters
+
+        return graph_form_parameters(config)
+    full = config_parameter(config)
+    conn = dict(full.pop("connection"))
+    conn.pop("kind", None)
+    params: dict[str, Any] = {
+        "integration": full.pop("name"),
+        "server_url": conn.pop("server_url"),
+        "auth": conn.pop("auth", "ntlm"),
+        "username": conn.pop("username", None) or "",
+        "password": _ref_form(conn.pop("password", None)),
+        "access_type": conn.pop("access_type"),
+        "tls": tls_form(conn.pop("tls", None)),
+    }
+    if conn:
+        full["connection"] = conn
+    params.update(common_parameters(full))
+    return params
+
+
+def assemble(integration: str, conn: dict[str, Any], mailboxes: list, destination: Any,
+             advanced: dict | None) -> IntegrationConfig:
+    """A form's values back into an ``IntegrationConfig``: ``conn`` (the form's connection fields)
+    over ``advanced.connection`` (the other connection settings of the file)."""
+    data = copy.deepcopy(dict(advanced or {}))
+    connection = {**dict(data.pop("connection", None) or {}), **conn}
+    dest = destination_data(destination, data.pop("destination", None))
+    data.update(name=integration, connection=connection, mailboxes=mailboxes_data(mailboxes), destination=dest)
     return parse_config(data)
+
+
+def form_to_config(integration: str, server_url: str, auth: str, username: str, password: Any, access_type: str,
+                   tls: Any, mailboxes: list, destination: Any, advanced: dict | None) -> IntegrationConfig:
+    """The EWS form's values back into an ``IntegrationConfig`` (``ConfigError`` naming the field)."""
+    conn: dict[str, Any] = {"kind": "ews", "server_url": server_url, "auth": auth, "access_type": access_type,
+                            "tls": tls_data(tls)}
+    if username:
+        conn["username"] = username
+    pw = _ref(password)
+    if pw:
+        conn["password"] = pw
+    return assemble(integration, conn, mailboxes, destination, advanced)
 
 
 def _patch(schema: dict) -> dict:
@@ -251,10 +309,15 @@ __all__ = ["ConfigError", "DestinationForm", "MailboxForm", "SecretRefForm", "Tl
 
 
 def config_from_parameters(parameters: dict) -> IntegrationConfig:
-    """A deployment's (or flow run's) parameters -> its configuration, whichever flow they are for."""
+    """A deployment's (or flow run's) parameters -> its configuration, whichever flow they are for
+    (the ``config`` flow, the EWS form, the Graph form; poll, backfill or watch deployments)."""
     parameters = parameters or {}
     if "config" in parameters:
         return parse_config(parameters["config"])
+    if "tenant_id" in parameters:
+        from exchange_sync.deploy.graph_form import graph_config_from_parameters
+
+        return graph_config_from_parameters(parameters)
     defaults = {"auth": "ntlm", "username": "", "password": {}, "tls": {}, "destination": {}, "advanced": {}}
     values = {**defaults, **{k: v for k, v in parameters.items() if k in PARAMETERS}}
     missing = [k for k in ("integration", "server_url", "access_type", "mailboxes") if k not in values]

@@ -81,10 +81,14 @@ def ensure_limit(client, name: str, limit: int) -> tuple[bool, int]:
 
 
 def _flow_schema(entrypoint: str = ENTRYPOINT) -> dict:
-    import flows.sync_integration as module
+    """The parameter schema of the flow at ``entrypoint`` (``module:function``), imported only here:
+    deploy depends on the flows at registration time, never at import time."""
+    import importlib
+
     from exchange_sync.deploy.form import flow_schema
 
-    return flow_schema(getattr(module, entrypoint.rsplit(":", 1)[1]))
+    module, _, function = entrypoint.partition(":")
+    return flow_schema(getattr(importlib.import_module(module), function))
 
 
 def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[str, int] | None = None,

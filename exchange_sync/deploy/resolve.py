@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exchange_sync.config import _NAME_RE, ConfigError, IntegrationConfig, load_config, parse_config
+from exchange_sync.config import _NAME_RE, ConfigError, IntegrationConfig, load_config
 from exchange_sync.deploy.names import FLOW_NAME
 
 

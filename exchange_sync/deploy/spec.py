@@ -29,13 +29,16 @@ from exchange_sync.deploy.names import (
     backfill_deployment_name,
     deployment_name,
     integration_tag,
+    server_label,
     shard_of,
 )
 
 ENTRYPOINT = "flows.sync_integration:sync_integration"  # a module path: works from any working directory
-# EWS integrations: the same flow with union-free parameters, which the Prefect UI renders as a form
-# (exchange_sync.deploy.form); other kinds keep the whole configuration as one `config` parameter.
-FORM_ENTRYPOINT = "flows.sync_integration:sync_ews"
+# Deployments use the flows with union-free parameters, which the Prefect UI renders as a form
+# (exchange_sync.deploy.form, .graph_form); ENTRYPOINT (the whole configuration as one `config`
+# parameter) is for `exchange-sync run` and for connection kinds without a form.
+FORM_ENTRYPOINTS = {"ews": "flows.sync_integration:sync_ews", "graph": "flows.sync_graph:sync_graph"}
+FORM_ENTRYPOINT = FORM_ENTRYPOINTS["ews"]
 DEFAULT_POOL = "exchange-sync"
 DEFAULT_INTERVAL_S = 300
 SETTINGS_KEY = "exchange_sync"  # under `definitions:` in prefect.yaml
@@ -87,11 +90,11 @@ class DeploymentSpec:
 
     @property
     def form(self) -> bool:
-        return self.config.connection.kind == "ews"
+        return self.config.connection.kind in FORM_ENTRYPOINTS
 
     @property
     def entrypoint(self) -> str:
-        return FORM_ENTRYPOINT if self.form else ENTRYPOINT
+        return FORM_ENTRYPOINTS.get(self.config.connection.kind, ENTRYPOINT)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -137,7 +140,7 @@ class DeploymentSpec:
     def description(self) -> str:
         what = "backfill runs (submit with `exchange-sync backfill NAME`)" if self.backfill else "scheduled sync"
         scope = f", mailboxes {', '.join(self.mailboxes)}" if self.mailboxes is not None else ""
-        return f"{what} of integration {self.integration} ({self.config.connection.server_url}){scope}; from {self.source_file}"
+        return f"{what} of integration {self.integration} ({server_label(self.config.connection)}){scope}; from {self.source_file}"
 
     def prefect_yaml_entry(self) -> dict[str, Any]:
         """This deployment as a prefect.yaml entry (what `prefect deploy --all` registers)."""

@@ -84,6 +84,32 @@ def wait_final(flow_run_ids: list, deadline_s: float = 240) -> dict:
             time.sleep(1)
 
 
+def schema_problems(schema: dict) -> list[str]:
+    """What keeps the Prefect 3.9.1 UI from rendering the schema as titled, described form fields."""
+    problems = []
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, dict):
+            if "oneOf" in node or "discriminator" in node:
+                problems.append(f"{where}: oneOf/discriminator")
+            for option in node.get("anyOf", []):
+                if option.get("type") == "object" or "$ref" in option or "properties" in option:
+                    problems.append(f"{where}: anyOf of objects")
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+
+    walk(schema, "schema")
+    objects = [("parameters", schema)] + list((schema.get("definitions") or {}).items())
+    for name, obj in objects:
+        for prop, spec in (obj.get("properties") or {}).items():
+            if not spec.get("title") or not spec.get("description"):
+                problems.append(f"{name}.{prop}: no title or no description")
+    return problems
+
+
 @pytest.fixture(scope="module")
 def password() -> str:
     return "pw-" + secrets.token_hex(12)

@@ -6,14 +6,13 @@ redeploys, and no secret readable through the Prefect API."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from .conftest import cli, integration_config, save_secret, wait_final, write_project
+from .conftest import cli, integration_config, save_secret, schema_problems, wait_final, write_project
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -151,32 +150,6 @@ def test_runs_through_worker_one_mailbox_at_a_time_per_server(deployed, ews):
             assert not any("{'new'" in m for m in logs)
 
 
-def _schema_problems(schema: dict) -> list[str]:
-    """What keeps the Prefect 3.9.1 UI from rendering the schema as titled, described form fields."""
-    problems = []
-
-    def walk(node, where: str) -> None:
-        if isinstance(node, dict):
-            if "oneOf" in node or "discriminator" in node:
-                problems.append(f"{where}: oneOf/discriminator")
-            for option in node.get("anyOf", []):
-                if option.get("type") == "object" or "$ref" in option or "properties" in option:
-                    problems.append(f"{where}: anyOf of objects")
-            for key, value in node.items():
-                walk(value, f"{where}.{key}")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{where}[{i}]")
-
-    walk(schema, "schema")
-    objects = [("parameters", schema)] + list((schema.get("definitions") or {}).items())
-    for name, obj in objects:
-        for prop, spec in (obj.get("properties") or {}).items():
-            if not spec.get("title") or not spec.get("description"):
-                problems.append(f"{name}.{prop}: no title or no description")
-    return problems
-
-
 def test_parameter_schema_is_a_form_the_ui_renders(deployed, prefect_api):
     """The schema as the UI receives it (GET /api/deployments/name/...): no union of objects, every
     property titled and described, every setting of the brief present as a field."""
@@ -184,7 +157,7 @@ def test_parameter_schema_is_a_form_the_ui_renders(deployed, prefect_api):
 
     data = httpx.get(f"{prefect_api}/deployments/name/exchange-sync/alpha", timeout=30).json()
     schema = data["parameter_openapi_schema"]
-    assert _schema_problems(schema) == []
+    assert schema_problems(schema) == []
     props, defs = schema["properties"], schema["definitions"]
     assert {"integration", "server_url", "auth", "username", "password", "access_type", "tls", "mailboxes",
             "destination"} <= set(props)
@@ -196,7 +169,7 @@ def test_parameter_schema_is_a_form_the_ui_renders(deployed, prefect_api):
     # The check itself fails on the shape it replaces (the config parameter with its unions).
     from exchange_sync.deploy.register import _flow_schema
 
-    assert any("oneOf" in p for p in _schema_problems(_flow_schema("flows.sync_integration:sync_integration")))
+    assert any("oneOf" in p for p in schema_problems(_flow_schema("flows.sync_integration:sync_integration")))
 
 
 def test_custom_run_with_only_mailboxes_changed(deployed, ews):

@@ -1,0 +1,51 @@
+"""The Graph integration's flow with a form for parameters (``exchange_sync.deploy.graph_form``).
+
+Thin: the form's values become the file's configuration, then the same run as every integration
+(``flows.sync_integration._sync``). The flow is named ``exchange-sync`` like the others, so an
+integration's deployments (poll, shards, backfill, watch) all live under one flow in the UI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow
+
+from exchange_sync.config import ConfigError
+from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm
+from exchange_sync.deploy.graph_form import (
+    DEFAULT_AUTHORITY,
+    DEFAULT_GRAPH_URL,
+    GraphCertificateForm,
+    graph_form_to_config,
+)
+from flows.sync_integration import Mode, _run_name, _sync
+
+
+@flow(name="exchange-sync", flow_run_name=_run_name, validate_parameters=True, log_prints=False)
+def sync_graph(
+    integration: str,
+    tenant_id: str,
+    client_id: str,
+    mailboxes: list[MailboxForm],
+    client_secret: SecretRefForm = SecretRefForm(),
+    certificate: GraphCertificateForm = GraphCertificateForm(),
+    graph_url: str = DEFAULT_GRAPH_URL,
+    authority: str = DEFAULT_AUTHORITY,
+    tls: TlsForm = TlsForm(),
+    destination: DestinationForm = DestinationForm(),
+    advanced: dict[str, Any] = {},  # noqa: B006 - Prefect copies parameters; never mutated
+    mode: Mode = "incremental",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    only_mailboxes: list[str] = [],  # noqa: B006
+) -> dict:
+    """Sync a Microsoft Graph (Exchange Online) integration's mailboxes once; any parameter may be
+    changed for one run (e.g. only ``mailboxes``)."""
+    try:
+        config = graph_form_to_config(integration, tenant_id, client_id, client_secret, certificate, graph_url,
+                                      authority, tls, mailboxes, destination, advanced)
+    except ConfigError as exc:
+        raise ConfigError(f"the run's parameters are not a valid configuration: {exc}") from None
+    return _sync(config, mode, start, end, only_mailboxes or None)
