@@ -606,8 +606,18 @@ def subscribe(ctx: Context) -> etree._Element:
         all_folders = _flag(req.get("SubscribeToAllFolders"))
         folder_ids = req.find(t("FolderIds"))
         folders: list[Folder] = [_resolve_folder(ctx, el) for el in (folder_ids if folder_ids is not None else [])]
-        if all_folders:
-            mbx = folders[0].mailbox if folders else ctx.mailbox(None)
+        if all_folders and folders:
+            mbx = folders[0].mailbox
+        elif all_folders:
+            # The caller's own mailbox, or the impersonated one: X-AnchorMailbox only routes, so a
+            # delegate (service account) subscribing "all folders" does not get the target mailbox.
+            imp = ctx.check_impersonation()
+            address = imp.address if imp is not None else ctx.principal.own_address
+            if not address:
+                raise ResponseError("ErrorNonExistentMailbox",
+                                    "SubscribeToAllFolders subscribes the caller's own or the impersonated mailbox; "
+                                    "the caller has none.")
+            mbx = ctx.mailbox(address)
         elif not folders:
             raise ResponseError("ErrorInvalidSubscriptionRequest", "Give FolderIds or SubscribeToAllFolders=\"true\".")
         else:

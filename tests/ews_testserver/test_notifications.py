@@ -404,3 +404,12 @@ def test_the_oldest_profile_streams_and_pulls() -> None:
         assert [type(e) for e in GetEvents(account=acc).get(subscription_id=pull, watermark=wm).events] == [
             CreatedEvent, NewMailEvent, ModifiedEvent]
     assert other.returncode == 0
+
+
+def test_all_folders_means_the_callers_own_mailbox_for_a_delegate(srv: RunningServer) -> None:
+    delegate = account(srv, OTHER)  # USER's credentials, OTHER's mailbox by delegate grant
+    sid = SubscribeToStreaming(account=delegate).get(folders=None, event_types=["NewMailEvent"])
+    by_folders = delegate.inbox.subscribe_to_streaming()  # FolderIds name the mailbox
+    subs = {s["id"]: s for s in srv.notifications()["subscriptions"]}
+    assert subs[sid]["mailbox"] == USER and subs[sid]["all_folders"]
+    assert subs[by_folders]["mailbox"] == OTHER
