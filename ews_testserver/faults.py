@@ -13,6 +13,11 @@ Kinds:
 - ``http_503``: HTTP 503 with ``Retry-After: retry_after_s`` and an empty body.
 - ``drop``: the connection is closed without any response.
 - ``slow``: the response is delayed by ``delay_s`` seconds, then served normally.
+- ``drop_stream`` (GetStreamingEvents): the stream is served, and its socket closed mid-stream
+  ``delay_s`` seconds after it opened (the subscriptions survive).
+- ``kill_subscription``: GetStreamingEvents: the stream's subscriptions are killed ``delay_s`` seconds
+  after it opened (an error message for them, then ErrorSubscriptionNotFound on any use); GetEvents,
+  Unsubscribe: the request's subscription is killed before the request is answered.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from .common.faults import FaultPlan, FaultRuleBase
 
 __all__ = ["KINDS", "FaultPlan", "FaultRule"]
 
-KINDS = ("server_busy", "connection_count", "http_503", "drop", "slow")
+KINDS = ("server_busy", "connection_count", "http_503", "drop", "slow", "drop_stream", "kill_subscription")
 
 
 @dataclass

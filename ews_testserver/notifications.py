@@ -46,6 +46,7 @@ from .soap import ResponseError, SoapFault, error_message, m, response_root, sub
 if TYPE_CHECKING:
     from .operations import Context
 
+FAULT_KINDS = ("drop_stream", "kill_subscription")  # fault plan kinds the hub acts on (faults.py)
 STREAM_BATCH = 50  # events per subscription per message ("the first 50 events from the queue", Microsoft)
 EVENT_TYPES = ("CopiedEvent", "CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "NewMailEvent",
                "FreeBusyChangedEvent")
@@ -311,6 +312,8 @@ class StreamConnection:
     wake: threading.Event = field(default_factory=threading.Event)
     errors: list[tuple[str, list[str]]] = field(default_factory=list)  # (code, subscription ids) to send
     drop: bool = False  # close the socket mid-stream
+    fault_at: float | None = None  # a fault plan rule's action is due (monotonic time)
+    fault_kind: str | None = None
     end: str | None = None  # why it ended
     opened: float = field(default_factory=time.time)
     sent: int = 0  # messages written
@@ -426,6 +429,17 @@ class NotificationHub:
                 c.wake.set()
             return len(hit)
 
+    def fault_request(self, kind: str, body: etree._Element) -> None:
+        """A fault plan rule fired on GetEvents/Unsubscribe: kill_subscription ends its subscription first."""
+        sid = (body.findtext(m("SubscriptionId")) or "").strip()
+        if kind == "kill_subscription" and sid:
+            self.kill(sid)
+
+    def schedule_fault(self, conn: StreamConnection, kind: str, delay_s: float) -> None:
+        with self.lock:
+            conn.fault_at, conn.fault_kind = time.monotonic() + max(0.0, delay_s), kind
+            conn.wake.set()
+
     def close_all(self) -> None:
         """Server stop: every open stream ends (with ConnectionStatus Closed)."""
         with self.lock:
@@ -498,6 +512,13 @@ class NotificationHub:
         no subscriptions left), ("gone", None: ``peer_gone()`` says the client closed its end)."""
         while True:
             with self.lock:
+                if conn.fault_at is not None and time.monotonic() >= conn.fault_at:
+                    conn.fault_at = None
+                    if conn.fault_kind == "drop_stream":
+                        conn.drop = True
+                    else:
+                        for s in list(conn.subs.values()):
+                            self._remove(s, "killed")
                 if conn.drop:
                     return "drop", None
                 if conn.errors:
@@ -522,7 +543,7 @@ class NotificationHub:
                 if now >= conn.next_heartbeat:
                     conn.next_heartbeat = now + self.config.heartbeat_s
                     return "heartbeat", None
-                wait = min(conn.deadline, conn.next_heartbeat) - now
+                wait = min(conn.deadline, conn.next_heartbeat, conn.fault_at or conn.deadline) - now
                 conn.wake.clear()
             # Look at the socket now and then: a client that hung up frees its connection slot at once
             # (as IIS notices a closed connection), not at the next heartbeat.

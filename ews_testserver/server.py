@@ -31,7 +31,7 @@ from .common.server import now_iso as _now
 from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
 from .faults import FaultPlan
 from .mailstore import WELL_KNOWN_2013, WELL_KNOWN_ONLINE, MailStore
-from .notifications import NotificationHub
+from .notifications import FAULT_KINDS as NOTIFICATION_FAULTS, NotificationHub
 from .operations import WRITE_OPERATIONS, Context, dispatch
 from .streaming import serve_stream
 
@@ -255,6 +255,8 @@ class EwsHandler(BaseHandler):
                     state.record(entry)
                     self._drop()
                     return
+                elif rule.kind in NOTIFICATION_FAULTS:
+                    pass  # acted on by the notification hub below
                 elif rule.kind == "http_503":
                     entry["status"] = 503
                     state.record(entry)
@@ -275,12 +277,15 @@ class EwsHandler(BaseHandler):
             ctx = Context(store=state.store, principal=state.accounts.principal(acc, lambda a: state.store.get_mailbox(a) is not None),
                           request=request, anchor=self.headers.get("X-AnchorMailbox"), profile=state.profile,
                           hub=state.hub, headers=self.headers)
+            hub_fault = rule if rule is not None and rule.kind in NOTIFICATION_FAULTS else None
+            if hub_fault is not None and op != "GetStreamingEvents":
+                state.hub.fault_request(hub_fault.kind, request.body)
             if op == "GetStreamingEvents":
                 # A long-lived chunked response (streaming.py); it does not count as an in-flight
                 # request (Exchange budgets streaming connections apart from EWSMaxConcurrency).
                 state.leave()
                 try:
-                    serve_stream(self, ctx, entry)
+                    serve_stream(self, ctx, entry, hub_fault)
                 finally:
                     state.enter()
                 return

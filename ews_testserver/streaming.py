@@ -67,8 +67,9 @@ def _peer_gone(handler: EwsHandler) -> Callable[[], bool]:
     return gone
 
 
-def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> None:
-    """Answer a GetStreamingEvents request on ``handler``'s connection until it ends."""
+def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any], fault: Any = None) -> None:
+    """Answer a GetStreamingEvents request on ``handler``'s connection until it ends. ``fault``: a fault
+    plan rule of kind drop_stream / kill_subscription, acted on ``fault.delay_s`` after the stream opened."""
     state = handler.state
     hub = state.hub
     try:
@@ -93,6 +94,8 @@ def serve_stream(handler: EwsHandler, ctx: Context, entry: dict[str, Any]) -> No
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             handler.close_connection = True
         return
+    if fault is not None:
+        hub.schedule_fault(conn, fault.kind, fault.delay_s)
     entry.update(response_code="NoError", stream=conn.number,
                  mailboxes=sorted({s.mailbox.address for s in conn.subs.values()}))
     state.record(entry)

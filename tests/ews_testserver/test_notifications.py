@@ -413,3 +413,24 @@ def test_all_folders_means_the_callers_own_mailbox_for_a_delegate(srv: RunningSe
     subs = {s["id"]: s for s in srv.notifications()["subscriptions"]}
     assert subs[sid]["mailbox"] == USER and subs[sid]["all_folders"]
     assert subs[by_folders]["mailbox"] == OTHER
+
+
+def test_fault_plan_drops_streams_and_kills_subscriptions(srv: RunningServer) -> None:
+    acc = account(srv)
+    sid = acc.inbox.subscribe_to_streaming()
+    srv.set_faults([{"operation": "GetStreamingEvents", "kind": "drop_stream", "delay_s": 0.2, "count": 1},
+                    {"operation": "GetStreamingEvents", "kind": "kill_subscription", "delay_s": 0.2, "count": 1},
+                    {"operation": "GetEvents", "kind": "kill_subscription", "count": 1}])
+    try:
+        with pytest.raises((ProtocolError, ConnectionError, OSError)):  # the first stream: socket closed
+            for _ in chunks(post(srv, soap(streaming_body([sid])), stream=True)):
+                pass
+        with pytest.raises(ErrorSubscriptionNotFound):  # the second: its subscription killed under it
+            list(acc.inbox.get_streaming_events(sid, connection_timeout=1))
+        pull, wm = acc.inbox.subscribe_to_pull(timeout=5)
+        with pytest.raises(ErrorSubscriptionNotFound):
+            GetEvents(account=acc).get(subscription_id=pull, watermark=wm)
+        assert [r["fired"] for r in srv.faults()] == [1, 1, 1]
+        assert srv.notifications()["ended"][sid] == "killed"
+    finally:
+        srv.clear_faults()
