@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "exchange_sync.cli.api",
     "exchange_sync.cli.deploy",
     "exchange_sync.cli.check",
+    "exchange_sync.cli.watch",
     "exchange_sync.cli.errors",
 )
 

@@ -354,6 +354,13 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
         if mb.get("disabled"):
             console.print(escape(f"disabled: {mb['mailbox']}: {mb['disabled_reason']} "
                                  f"(re-enable: exchange-sync enable {cfg.name} --mailbox {mb['mailbox']})"), soft_wrap=True)
+    for mb in status["mailboxes"]:
+        w = mb.get("watch") or {}
+        if w.get("mode"):  # `exchange-sync watch` (docs/watch.md): how changes are noticed, and how late
+            lag = "-" if w["lag_s"] is None else f"{w['lag_s']} s"
+            console.print(escape(f"watch: {mb['mailbox']}: {w['mode']}{' (' + w['reason'] + ')' if w['reason'] else ''}, "
+                                 f"last event {w['last_event_at'] or '-'}, last sync {w['last_sync_at'] or '-'}, "
+                                 f"lag {lag}"), soft_wrap=True)
     for run in status["runs"]:
         console.print(escape(f"run {run['started_at']} {run['mode']} {run['status']}: {run['totals']}"))
 

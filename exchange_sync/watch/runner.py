@@ -101,6 +101,7 @@ class Watcher:
         self.error: Fatal | None = None
         self.lock = threading.Lock()
         self.polled: dict[str, float] = {}  # mailbox -> next poll (monotonic)
+        self.fallback_reason: dict[str, str] = {}  # why a mailbox is on pull notifications instead of streaming
         self.kind = getattr(self.config.connection, "kind", "ews")
         self.scheduler = SyncScheduler(rt, self.by_email, self.stats, stop, workers=self.config.concurrency.mailboxes,
                                        on_fatal=self._on_fatal, on_skipped=self.skipped)
@@ -181,7 +182,7 @@ class Watcher:
             self.polled.pop(mailbox, None)
         if self.stats[mailbox].mode != mode:
             log.info("watch: %s: %s notifications", mailbox, mode)
-        self._set_mode(mailbox, mode, None)
+        self._set_mode(mailbox, mode, self.fallback_reason.get(mailbox) if mode == "pull" else None)
 
     def degraded(self, mailbox: str, reason: str) -> None:
         """Notifications are failing for now (being retried): poll meanwhile."""
@@ -191,7 +192,8 @@ class Watcher:
         if mode == "streaming" and self.cfg.mode in ("auto", "pull"):
             log.warning("watch: %s cannot use streaming notifications (%s): falling back to pull notifications",
                         mailbox, reason)
-            self._set_mode(mailbox, "pull", f"streaming refused: {reason}")
+            self.fallback_reason[mailbox] = f"streaming refused: {reason}"
+            self._set_mode(mailbox, "pull", self.fallback_reason[mailbox])
             self._pull().add(mailbox)
             return
         self._poll(mailbox, reason, permanent=True)
@@ -287,7 +289,9 @@ class Watcher:
             if self.cfg.mode != "pull":
                 log.warning("watch: the server's EWS version has no streaming notifications: pull notifications")
             for mailbox in emails:
-                self._set_mode(mailbox, "pull", None if self.cfg.mode == "pull" else "server without streaming")
+                if self.cfg.mode != "pull":
+                    self.fallback_reason[mailbox] = "the server's version has no streaming notifications"
+                self._set_mode(mailbox, "pull", self.fallback_reason.get(mailbox))
                 self._pull().add(mailbox)
         else:
             size = self.cfg.mailboxes_per_connection
@@ -317,9 +321,12 @@ class Watcher:
             self.pull.shutdown()
         self.scheduler.join(STOP_GRACE_S)
         self._poller.join(5)
-        for mailbox, stats in self.stats.items():
+        for mailbox, stats in self.stats.items():  # the summary keeps the last mode; status says stopped
             if stats.mode != "skipped":
-                self._set_mode(mailbox, "stopped", None)
+                try:
+                    watch_state(self.rt.state, self.config.name, mailbox, watch_mode="stopped", watch_reason=None)
+                except Exception:  # noqa: BLE001 - status only
+                    log.warning("watch: could not record the stop of %s", mailbox, exc_info=True)
         if self._notify_source is not None:
             self._notify_source.close()
 
