@@ -180,26 +180,32 @@ def _toggle(name: str, paused: bool, as_json: bool) -> None:
     from exchange_sync.deploy.control import NoSuchIntegration, set_paused
 
     try:
-        deployments = set_paused(name, paused)
+        toggled = set_paused(name, paused)
     except NoSuchIntegration as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
+    runs = toggled.watch_runs_cancelled if paused else toggled.watch_runs_started
     if as_json:
-        typer.echo(json.dumps([{"name": d.name, "id": str(d.id), "paused": d.paused} for d in deployments]))
+        typer.echo(json.dumps([{"name": d.name, "id": str(d.id), "paused": d.paused, "watch": d.watch,
+                                **({"watch_runs": runs} if d.watch else {})} for d in toggled.deployments]))
         return
-    for d in deployments:
+    for d in toggled.deployments:
         typer.echo(f"exchange-sync/{d.name}: {'stopped (paused)' if paused else 'started (scheduled)'}")
+    for run in runs:
+        typer.echo(f"watch run {run}: " + ("cancelled (ends after the pages in flight)" if paused else "created"))
 
 
 @app.command("stop")
 def stop_command(name: NameArg, as_json: JsonOpt = False) -> None:
-    """Stop an integration: pause its deployments (as the UI toggle does); redeploys keep it stopped."""
+    """Stop an integration: pause its deployments (as the UI toggle does) and cancel its watch runs;
+    redeploys keep it stopped."""
     _toggle(name, True, as_json)
 
 
 @app.command("start")
 def start_command(name: NameArg, as_json: JsonOpt = False) -> None:
-    """Start an integration again: resume its deployments (the scheduler adds runs within a minute)."""
+    """Start an integration again: resume its deployments (the scheduler adds runs within a minute)
+    and start its watch run."""
     _toggle(name, False, as_json)
 
 

@@ -78,24 +78,29 @@ class MailboxForm(_Form):
 
 class DestinationForm(_Form):
     model_config = ConfigDict(extra="forbid", title="Destination")
-    kind: Literal["store", "reinfer"] = Field("store", title="Kind",
-                                              description="store: the embedded comment store (SQLite or "
-                                                          "PostgreSQL); reinfer: a Re:infer / Communications "
-                                                          "Mining tenant.")
+    kind: Literal["store", "reinfer", "reinfer_bucket"] = Field(
+        "store", title="Kind", description="store: the embedded comment store (SQLite or PostgreSQL); reinfer: "
+                                           "a Re:infer / Communications Mining source (comments); reinfer_bucket: "
+                                           "a Re:infer bucket (raw emails).")
     url: str = Field("", title="URL",
                      description="store: database URL without password (sqlite:///path.db, "
                                  "postgresql+psycopg://user@host/db), empty: the default SQLite file; "
                                  "reinfer: the API base URL.")
     project: str = Field("", title="Project", description="Project the comments go to (store default: exchange-sync).")
     source: str = Field("", title="Source", description="Source the comments go to (store default: mail).")
+    owner: str = Field("", title="Bucket owner", description="reinfer_bucket: the bucket's owner (project).")
+    bucket: str = Field("", title="Bucket", description="reinfer_bucket: the bucket's name.")
     password: SecretRefForm = Field(default_factory=SecretRefForm, title="Database password",
                                     description="store with PostgreSQL: where the database password lives.")
     token: SecretRefForm = Field(default_factory=SecretRefForm, title="API token",
-                                 description="reinfer: where the API token lives.")
-    verify_tls: bool = Field(True, title="Verify TLS", description="reinfer: check the API's certificate.")
-    ca_bundle: str = Field("", title="CA bundle", description="reinfer: PEM file of the API's CA; empty: system CAs.")
+                                 description="reinfer, reinfer_bucket: where the API token lives.")
+    verify_tls: bool = Field(True, title="Verify TLS",
+                             description="reinfer, reinfer_bucket: check the API's certificate.")
+    ca_bundle: str = Field("", title="CA bundle",
+                           description="reinfer, reinfer_bucket: PEM file of the API's CA; empty: system CAs.")
     allow_insecure_http: bool = Field(False, title="Allow plain http://",
-                                      description="reinfer: accept sending the token over unencrypted http://.")
+                                      description="reinfer, reinfer_bucket: accept sending the token over "
+                                                  "unencrypted http://.")
 
 
 # Titles and descriptions of the flow's top-level parameters (Prefect titles them with the bare
@@ -203,7 +208,8 @@ def destination_form(dest: dict) -> tuple[dict, dict]:
     dest = dict(dest)
     form = DestinationForm(
         kind=dest.pop("kind"), url=dest.pop("url", "") or "", project=dest.pop("project", "") or "",
-        source=dest.pop("source", "") or "", password=_ref_form(dest.pop("password", None)),
+        source=dest.pop("source", "") or "", owner=dest.pop("owner", "") or "", bucket=dest.pop("bucket", "") or "",
+        password=_ref_form(dest.pop("password", None)),
         token=_ref_form(dest.pop("token", None)), verify_tls=dest.pop("verify_tls", True),
         ca_bundle=dest.pop("ca_bundle", None) or "", allow_insecure_http=dest.pop("allow_insecure_http", False),
     ).model_dump()
@@ -214,7 +220,11 @@ def destination_data(destination: Any, base: dict | None) -> dict[str, Any]:
     form = DestinationForm.model_validate(destination)
     dest: dict[str, Any] = dict(base or {})
     dest["kind"] = form.kind
-    for key in ("url", "project", "source", "ca_bundle"):
+    # Only the fields of the chosen kind: the form keeps the others (e.g. project/source when the kind
+    # is switched to a bucket) and the configuration refuses fields its kind does not have.
+    keys = {"store": ("url", "project", "source"), "reinfer": ("url", "project", "source", "ca_bundle"),
+            "reinfer_bucket": ("url", "owner", "bucket", "ca_bundle")}[form.kind]
+    for key in keys:
         if getattr(form, key):
             dest[key] = getattr(form, key)
     if form.kind == "store":

@@ -6,6 +6,8 @@ import hashlib
 
 FLOW_NAME = "exchange-sync"
 BACKFILL_SUFFIX = "-backfill"
+WATCH_SUFFIX = "-watch"
+WATCH_TAG = "watch"  # on watch deployments (and the watch runs `exchange-sync start` creates)
 SHARD_INFIX = "-shard-"
 INTEGRATION_TAG_PREFIX = "integration:"
 
@@ -18,6 +20,10 @@ def deployment_name(integration: str, shard: int | None = None, shards: int = 1)
 
 def backfill_deployment_name(integration: str) -> str:
     return f"{integration}{BACKFILL_SUFFIX}"
+
+
+def watch_deployment_name(integration: str) -> str:
+    return f"{integration}{WATCH_SUFFIX}"
 
 
 def full_name(deployment: str) -> str:

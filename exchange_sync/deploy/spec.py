@@ -8,7 +8,12 @@ One integration (``deployments/<file>.yaml``) gives:
   restricted to a stable subset of the mailboxes through the top-level ``mailboxes`` parameter;
 - ``<name>-backfill``: no schedule, concurrency 1 with ``ENQUEUE``: backfill chunks queue behind each
   other instead of being cancelled by a running poll (they never touch watermarks, so they may run
-  beside the polls; the per-server limit bounds the load on Exchange).
+  beside the polls; the per-server limit bounds the load on Exchange);
+- with ``watch.enabled`` (issue #16), ``<name>-watch``: the real-time watch (``flows.watch_integration``),
+  a flow run that lasts until cancelled. Its schedule (every ``watch_restart_s``, 900 s by default) only
+  makes sure one runs: with concurrency 1 and ``CANCEL_NEW`` a tick while the watcher runs is cancelled
+  at once, a tick after it died (worker restart, crash) starts a new one. The scheduled poll stays as
+  the safety net, every ``watch_poll_interval_s`` (3600 s by default) instead of ``interval_s``.
 
 The configuration travels as the ``config`` parameter (editable in the UI). It only ever holds
 secret *references* (``{secret_block: NAME}`` / ``{env: NAME}``), never a value.
@@ -26,11 +31,13 @@ import yaml
 from exchange_sync.config import ConfigError, IntegrationConfig, load_config
 from exchange_sync.deploy.names import (
     FLOW_NAME,
+    WATCH_TAG,
     backfill_deployment_name,
     deployment_name,
     integration_tag,
     server_label,
     shard_of,
+    watch_deployment_name,
 )
 
 ENTRYPOINT = "flows.sync_integration:sync_integration"  # a module path: works from any working directory
@@ -39,9 +46,18 @@ ENTRYPOINT = "flows.sync_integration:sync_integration"  # a module path: works f
 # parameter) is for `exchange-sync run` and for connection kinds without a form.
 FORM_ENTRYPOINTS = {"ews": "flows.sync_integration:sync_ews", "graph": "flows.sync_graph:sync_graph"}
 FORM_ENTRYPOINT = FORM_ENTRYPOINTS["ews"]
+WATCH_ENTRYPOINTS = {"ews": "flows.watch_integration:watch_ews", "graph": "flows.watch_integration:watch_graph"}
 DEFAULT_POOL = "exchange-sync"
 DEFAULT_INTERVAL_S = 300
+# Watched integrations: the poll is the safety net (a missed event, a watcher down), so it runs hourly;
+# the watch deployment's schedule checks every 15 minutes that a watcher runs.
+DEFAULT_WATCH_POLL_INTERVAL_S = 3600
+DEFAULT_WATCH_RESTART_S = 900
 SETTINGS_KEY = "exchange_sync"  # under `definitions:` in prefect.yaml
+
+
+def watch_enabled(config: IntegrationConfig) -> bool:
+    return bool(getattr(config.watch, "enabled", False))
 
 
 @dataclass
@@ -53,7 +69,9 @@ class ProjectSettings:
     interval_s: int = DEFAULT_INTERVAL_S
     cron: str | None = None
     timezone: str | None = None
-    # Per integration: {shards: N, interval_s: S, cron: "...", server_limit: L}
+    watch_poll_interval_s: int = DEFAULT_WATCH_POLL_INTERVAL_S  # the poll of a watched integration
+    watch_restart_s: int = DEFAULT_WATCH_RESTART_S  # how often the watch deployment checks a watcher runs
+    # Per integration: {shards: N, interval_s: S, cron: "...", watch_restart_s: S}
     integrations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_integration(self, name: str, key: str, default: Any) -> Any:
@@ -64,6 +82,10 @@ class ProjectSettings:
         for key in ("work_queue", "cron", "timezone"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
+        if self.watch_poll_interval_s != DEFAULT_WATCH_POLL_INTERVAL_S:
+            data["watch_poll_interval_s"] = self.watch_poll_interval_s
+        if self.watch_restart_s != DEFAULT_WATCH_RESTART_S:
+            data["watch_restart_s"] = self.watch_restart_s
         if self.integrations:
             data["integrations"] = self.integrations
         return data
@@ -77,6 +99,7 @@ class DeploymentSpec:
     source_file: str
     mailboxes: list[str] | None = None  # a shard's subset; None = all enabled
     backfill: bool = False
+    watch: bool = False  # the real-time watch deployment (<name>-watch)
     interval_s: int | None = DEFAULT_INTERVAL_S
     cron: str | None = None
     timezone: str | None = None
@@ -86,7 +109,7 @@ class DeploymentSpec:
     @property
     def tags(self) -> list[str]:
         tags = [FLOW_NAME, integration_tag(self.integration)]
-        return tags + (["backfill"] if self.backfill else [])
+        return tags + (["backfill"] if self.backfill else []) + ([WATCH_TAG] if self.watch else [])
 
     @property
     def form(self) -> bool:
@@ -94,6 +117,8 @@ class DeploymentSpec:
 
     @property
     def entrypoint(self) -> str:
+        if self.watch:
+            return WATCH_ENTRYPOINTS[self.config.connection.kind]
         return FORM_ENTRYPOINTS.get(self.config.connection.kind, ENTRYPOINT)
 
     @property
@@ -119,6 +144,8 @@ class DeploymentSpec:
     def schedule_yaml(self) -> list[dict[str, Any]]:
         if self.backfill:
             return []
+        if self.watch:  # a restart check, never a cron: the watcher runs until cancelled
+            return [{"interval": self.interval_s}]
         sched: dict[str, Any] = {"cron": self.cron} if self.cron else {"interval": self.interval_s}
         if self.timezone:
             sched["timezone"] = self.timezone
@@ -130,7 +157,7 @@ class DeploymentSpec:
 
         if self.backfill:
             return []
-        if self.cron:
+        if self.cron and not self.watch:
             schedule = CronSchedule(cron=self.cron, timezone=self.timezone or "UTC")
         else:
             schedule = IntervalSchedule(interval=timedelta(seconds=self.interval_s or DEFAULT_INTERVAL_S))
@@ -139,6 +166,9 @@ class DeploymentSpec:
     @property
     def description(self) -> str:
         what = "backfill runs (submit with `exchange-sync backfill NAME`)" if self.backfill else "scheduled sync"
+        if self.watch:
+            what = (f"real-time watch, runs until cancelled (restarted within {self.interval_s} s when not "
+                    f"running)")
         scope = f", mailboxes {', '.join(self.mailboxes)}" if self.mailboxes is not None else ""
         return f"{what} of integration {self.integration} ({server_label(self.config.connection)}){scope}; from {self.source_file}"
 
@@ -206,9 +236,11 @@ def build_specs(project: Path, settings: ProjectSettings, configs: list[tuple[Pa
     specs: list[DeploymentSpec] = []
     for path, cfg in configs:
         rel = str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
+        watched = watch_enabled(cfg) and cfg.connection.kind in WATCH_ENTRYPOINTS
+        poll_default = settings.watch_poll_interval_s if watched else settings.interval_s
         common = dict(
             integration=cfg.name, config=cfg, source_file=rel,
-            interval_s=int(settings.for_integration(cfg.name, "interval_s", settings.interval_s)),
+            interval_s=int(settings.for_integration(cfg.name, "interval_s", poll_default)),
             cron=settings.for_integration(cfg.name, "cron", settings.cron),
             timezone=settings.for_integration(cfg.name, "timezone", settings.timezone),
             work_pool=work_pool or settings.work_pool, work_queue=settings.work_queue,
@@ -223,6 +255,10 @@ def build_specs(project: Path, settings: ProjectSettings, configs: list[tuple[Pa
                 if subset:  # an empty shard would sync every mailbox (mailboxes=[] means "all")
                     specs.append(DeploymentSpec(name=deployment_name(cfg.name, i, shards), mailboxes=subset, **common))
         specs.append(DeploymentSpec(name=backfill_deployment_name(cfg.name), backfill=True, **common))
+        if watched:  # one watcher for all the mailboxes, shards or not (subscriptions share connections)
+            restart = int(settings.for_integration(cfg.name, "watch_restart_s", settings.watch_restart_s))
+            specs.append(DeploymentSpec(name=watch_deployment_name(cfg.name), watch=True,
+                                        **{**common, "interval_s": restart, "cron": None}))
     return specs
 
 
