@@ -438,7 +438,12 @@ class MailStore:
 
     def _changed(self, change: StoreChange) -> None:
         if self.on_change is not None:
-            self.on_change(change)
+            try:
+                self.on_change(change)
+            except Exception:  # noqa: BLE001 - a listener bug must not fail the change (already made)
+                import logging
+
+                logging.getLogger("ews_testserver").exception("store change listener failed on %s", change.kind)
 
     # -- mailboxes -------------------------------------------------------------------------
     def add_mailbox(self, address: str) -> Mailbox:
