@@ -57,6 +57,7 @@ TEXTS = {
     "ErrorInvalidPullSubscriptionId": "The subscription ID is not a valid pull subscription ID.",
     "ErrorExpiredSubscription": "The subscription has expired.",
     "ErrorSubscriptionAccessDenied": "You don't have permission to use this subscription.",
+    "ErrorExceededSubscriptionCount": "You have exceeded the maximum number of subscriptions for your account.",
     "ErrorExceededConnectionCount": ("You have exceeded the available concurrent connections for your account.  "
                                      "Try again once your other requests have completed."),
     "ErrorNewEventStreamConnectionOpened": ("A new event stream connection has been opened for this subscription; "
@@ -84,6 +85,7 @@ class NotificationConfig:
     minute_s: float = 60.0  # length of a protocol minute (ConnectionTimeout, pull Timeout)
     streaming_expiry_s: float = 1800.0  # a streaming subscription's life after its last connection closed
     connection_limit: int = 10  # concurrent streaming connections per budget (account or impersonated mailbox)
+    max_subscriptions: int = 5000  # live subscriptions per budget (EWSMaxSubscriptions: 5000 on-premises, 20 Online)
     max_pull_events: int = 50  # events per GetEvents response (MoreEvents=true beyond)
     log_retention: int = 100_000  # events kept per mailbox (older watermarks: ErrorReadEventsFailed)
     streaming_supported: bool = True  # False: answer as a server without streaming (before Exchange 2010 SP1)
@@ -92,7 +94,7 @@ class NotificationConfig:
     # or, set to ErrorExpiredSubscription, what a server that still knows it says.
     expired_code: str = "ErrorSubscriptionNotFound"
 
-    _TYPES = {"heartbeat_s": float, "minute_s": float, "streaming_expiry_s": float, "connection_limit": int,
+    _TYPES = {"heartbeat_s": float, "minute_s": float, "streaming_expiry_s": float, "connection_limit": int, "max_subscriptions": int,
               "max_pull_events": int, "log_retention": int, "streaming_supported": bool,
               "require_affinity": bool, "expired_code": str}
 
@@ -283,6 +285,7 @@ class Subscription:
     last_use: float = field(default_factory=time.monotonic)  # pull: last GetEvents; streaming: last close
     connection: StreamConnection | None = None
     backend: str = ""  # the "mailbox server" holding it (affinity, see route_of)
+    budget: str = ""  # whose EWSMaxSubscriptions budget it counts against (budget_of)
     delivered: int = 0
 
     def wants(self, ev: Event) -> bool:
@@ -611,6 +614,7 @@ def subscribe(ctx: Context) -> etree._Element:
     from .operations import _resolve_folder
 
     hub = _hub(ctx)
+    hub.sweep()  # expired subscriptions no longer count against the budget
     resp, msgs = response_root("Subscribe")
     body = ctx.request.body
     req = body[0] if len(body) else None
@@ -653,6 +657,9 @@ def subscribe(ctx: Context) -> etree._Element:
         event_types = frozenset((el.text or "").strip() for el in (types_el if types_el is not None else []))
         timeout = 0
         with hub.lock:
+            budget = budget_of(ctx)
+            if sum(1 for x in hub.subs.values() if x.budget == budget) >= hub.config.max_subscriptions:
+                raise ResponseError("ErrorExceededSubscriptionCount", _text("ErrorExceededSubscriptionCount"))
             log = hub._log(mbx)
             cursor = log.head
             if not streaming:
@@ -663,7 +670,7 @@ def subscribe(ctx: Context) -> etree._Element:
             s = Subscription(id=new_subscription_id(), kind="streaming" if streaming else "pull", owner=_owner(ctx),
                              mailbox=mbx, folders=None if all_folders else frozenset(f.num for f in folders),
                              event_types=event_types, cursor=cursor, timeout_min=timeout,
-                             backend=_affinity(ctx, mbx))
+                             backend=_affinity(ctx, mbx), budget=budget)
             hub.subs[s.id] = s
             hub.by_mailbox.setdefault(mbx.index, set()).add(s)
             hub.counters["subscriptions"] += 1
@@ -828,8 +835,8 @@ def stream_message(kind: str, payload: Any) -> etree._Element:
 
 
 def budget_of(ctx: Context) -> str:
-    """Whose streaming-connection budget a GetStreamingEvents uses: the impersonated mailbox's (a copy of
-    it per caller, as Exchange does) or the caller's."""
+    """Whose budget (streaming connections, subscriptions) a request uses: the impersonated mailbox's
+    (a copy of it per caller, as Exchange does) or the caller's."""
     if ctx.request.impersonate:
         return f"{ctx.principal.username.lower()}>{ctx.request.impersonate.lower()}"
     return ctx.principal.username.lower()

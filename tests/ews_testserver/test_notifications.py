@@ -15,7 +15,7 @@ import pytest
 import requests
 from exchangelib.errors import (
     ErrorAccessDenied, ErrorExpiredSubscription, ErrorInvalidPullSubscriptionId, ErrorInvalidWatermark,
-    ErrorReadEventsFailed, ErrorSubscriptionNotFound,
+    ErrorExceededSubscriptionCount, ErrorReadEventsFailed, ErrorSubscriptionNotFound,
 )
 from exchangelib.properties import (
     CopiedEvent, CreatedEvent, DeletedEvent, ModifiedEvent, MovedEvent, NewMailEvent, StatusEvent,
@@ -434,3 +434,15 @@ def test_fault_plan_drops_streams_and_kills_subscriptions(srv: RunningServer) ->
         assert srv.notifications()["ended"][sid] == "killed"
     finally:
         srv.clear_faults()
+
+
+def test_subscription_budget(srv: RunningServer) -> None:
+    srv.kill_subscriptions()
+    srv.set_notifications(max_subscriptions=2)  # EWSMaxSubscriptions (Exchange Online: 20)
+    acc = account(srv)
+    first = acc.inbox.subscribe_to_streaming()
+    acc.inbox.subscribe_to_pull(timeout=5)
+    with pytest.raises(ErrorExceededSubscriptionCount):
+        acc.inbox.subscribe_to_streaming()
+    acc.inbox.unsubscribe(first)  # a slot is free again
+    assert acc.inbox.subscribe_to_streaming()
