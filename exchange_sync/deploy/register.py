@@ -6,7 +6,8 @@ upserts each deployment. Prefect's own ``prefect deploy`` resets ``paused`` to f
 redeploy (measured on 3.9.1), silently restarting an integration an operator stopped: here the
 current paused state is read first and sent back unchanged. A new deployment starts unpaused.
 Deployments of a deployed integration that the new specs no longer contain (e.g. after a change
-in the number of shards) are deleted, so no stale shard keeps syncing the same mailboxes.
+in the number of shards, or ``watch.enabled`` turned off) are deleted, so no stale shard keeps
+syncing the same mailboxes; a deleted watch deployment's runs are cancelled first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exchange_sync.deploy.control import integration_deployments
+from exchange_sync.deploy.control import cancel_watch_runs, integration_deployments
 from exchange_sync.deploy.drift import edited_since_written, state_of, version_for
 from exchange_sync.deploy.names import FLOW_NAME
 from exchange_sync.deploy.spec import ENTRYPOINT, DeploymentSpec
@@ -114,6 +115,7 @@ def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[s
         for integration in sorted({s.integration for s in specs}):
             for stale in integration_deployments(client, integration):
                 if stale.name not in wanted:
+                    cancel_watch_runs(client, [stale])  # watch turned off: its watcher must not run on
                     client.delete_deployment(stale.id)
                     result.deleted.append(stale.name)
         for spec in specs:
