@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
@@ -32,8 +33,10 @@ from exchange_sync.deploy.graph_form import (
     GraphCertificateForm,
     graph_form_to_config,
 )
+from exchange_sync.deploy.watch_report import artifact_key, live_rows, summary_rows, summary_sentences
 
 STOP_GRACE_S = 25.0  # below the worker's 30 s between SIGTERM and SIGKILL
+FIRST_REPORT_S, REPORT_EVERY_S = 10.0, 60.0  # the live table artifact: soon after start, then every minute
 
 
 class WatchFailed(RuntimeError):
@@ -69,24 +72,25 @@ class _ToRunLog(logging.Handler):
             pass
 
 
-def _artifact_key(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in f"{name}-watch".lower())
-
-
 def _report(config: IntegrationConfig, summary, logger) -> None:
-    for m in summary.mailboxes:
-        why = f" ({m.reason})" if m.reason else ""
-        logger.info("Mailbox %s watched by %s%s: %d events, %d syncs, %d items (%d new, %d updated).",
-                    m.mailbox, m.mode, why, m.events, m.syncs, m.items, m.new, m.updated)
-    rows = [{"mailbox": m.mailbox, "mode": m.mode, "reason": m.reason or "", "events": m.events, "syncs": m.syncs,
-             "items": m.items, "new": m.new, "updated": m.updated, "busy": m.busy, "failures": m.failures,
-             "last_lag_ms": m.last_lag_ms, "last_error": m.last_error or ""} for m in summary.mailboxes]
+    for line in summary_sentences(summary):
+        logger.info(line)
     try:
-        create_table_artifact(key=_artifact_key(config.name), table=rows,
+        create_table_artifact(key=artifact_key(config.name), table=summary_rows(summary),
                               description=f"watch of {config.name}, stopped by {summary.stopped_by}: one row per "
                                           "mailbox (how it was watched, events, syncs, items)")
     except Exception:  # noqa: BLE001 - e.g. the API going away with the worker: the log has the figures
         logger.warning("could not write the watch summary artifact")
+
+
+def _live(config: IntegrationConfig, mailboxes: list[str], logger) -> None:
+    """The table artifact while the watch runs: how each mailbox is watched, last event, sync, lag."""
+    try:
+        create_table_artifact(key=artifact_key(config.name), table=live_rows(config, mailboxes),
+                              description=f"watch of {config.name}, running (as of "
+                                          f"{datetime.now(timezone.utc):%H:%M:%S} UTC): one row per mailbox")
+    except Exception:  # noqa: BLE001 - watching matters more than showing it
+        logger.debug("could not update the watch artifact", exc_info=True)
 
 
 def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: float) -> dict:
@@ -112,9 +116,13 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
     logger.info("Watching the mailboxes of %s until this run is cancelled%s.", config.name,
                 f" or {duration_s:g} s have passed" if duration_s else "")
     thread.start()
+    next_report = time.monotonic() + FIRST_REPORT_S
     try:
         while thread.is_alive():
             thread.join(1.0)
+            if time.monotonic() >= next_report and thread.is_alive():
+                _live(config, only_mailboxes, logger)
+                next_report = time.monotonic() + REPORT_EVERY_S
     except BaseException:
         # Cancellation (Prefect's TerminationSignal on SIGTERM) or a crash of the flow's thread: stop
         # the watch gracefully, report, and let Prefect record the run as it decides (Cancelled).

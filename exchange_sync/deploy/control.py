@@ -91,7 +91,7 @@ def start_watch_runs(client, deployments: list[DeploymentInfo]) -> list[str]:
     started = []
     for d in deployments:
         if d.watch and not _active_runs(client, [d.id]):
-            started.append(client.create_flow_run_from_deployment(d.id, tags=[WATCH_TAG]).name)
+            started.append(client.create_flow_run_from_deployment(d.id).name)
     return started
 
 

@@ -7,7 +7,7 @@ import hashlib
 FLOW_NAME = "exchange-sync"
 BACKFILL_SUFFIX = "-backfill"
 WATCH_SUFFIX = "-watch"
-WATCH_TAG = "watch"  # on watch deployments (and the watch runs `exchange-sync start` creates)
+WATCH_TAG = "watch"  # on watch deployments (and so on their runs)
 SHARD_INFIX = "-shard-"
 INTEGRATION_TAG_PREFIX = "integration:"
 
