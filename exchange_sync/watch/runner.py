@@ -273,6 +273,7 @@ class Watcher:
         from exchange_sync.watch.ews_notify import StreamGroup
 
         self.scheduler.start()
+        threading.Thread(target=self._warm_up, name="watch-warm-up", daemon=True).start()
         emails = sorted(self.by_email)
         if self.kind == "graph":
             self.meter = GraphMeter(self.rt.source.session)
@@ -302,6 +303,17 @@ class Watcher:
                 self.groups.append(group)
                 group.start()
         self._poller.start()
+
+    def _warm_up(self) -> None:
+        """Start the transform workers (or import the transform here) now: the first mail should not
+        wait for a process pool to spawn and a language model to load (~1-20 s on a busy machine)."""
+        try:
+            if not self.rt.transformer.workers:
+                from exchange_sync.pipeline.transform_worker import warm_up
+
+                warm_up()
+        except Exception:  # noqa: BLE001 - the first sync starts them anyway
+            log.debug("watch: transform warm-up failed", exc_info=True)
 
     def _streaming_possible(self) -> bool:
         """Streaming notifications exist from Exchange 2010 SP1 (when the version is known)."""

@@ -156,9 +156,13 @@ class SyncScheduler:
         stats = self.stats[mailbox]
         if pending.refresh_folders:
             self.rt.folder_cache.forget(mailbox)  # a folder was created/moved: the next sync rediscovers
+        started = time.monotonic()
         try:
             report = sync_mailbox(self.rt, self.mailboxes[mailbox], folders=None if pending.all else pending.folders,
                                   lease_wait_s=0, purpose="watch", stop=self.stop)
+            log.debug("watch: sync of %s (%s) took %.3f s: %s, %d items", mailbox,
+                      "all folders" if pending.all else f"{len(pending.folders)} folder(s)", time.monotonic() - started,
+                      report.reason or report.status, report.items)
         except InvalidCredentials as exc:
             self.on_fatal(Fatal(exc.reason, str(exc)))
             return
