@@ -292,3 +292,16 @@ bucket_ledger = Table(
     Column("sent_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("destination", "id", name="pk_exsync_bucket_ledger"),
 )
+
+# Items left out by participant filters, per (integration, mailbox, day): shown by `exchange-sync usage`
+# next to the billed counts, never billed. A table of its own so exsync_usage keeps its columns
+# (existing databases gain this table; nothing else changes). Written once per run, at its end.
+usage_filtered = Table(
+    "exsync_usage_filtered",
+    metadata,
+    Column("integration", String(255), nullable=False),
+    Column("mailbox", String(320), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("filtered", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("integration", "mailbox", "day", name="pk_exsync_usage_filtered"),
+)
