@@ -300,6 +300,17 @@ def _record_errors(rt: Runtime, config: IntegrationConfig, run_id: int, report: 
         return []
 
 
+def _record_filtered(rt: Runtime, config: IntegrationConfig, report: RunReport, logger) -> None:
+    """Items the participant filters left out, for `exchange-sync usage` (never billed)."""
+    from exchange_sync.store.usage_filtered import add_filtered
+
+    try:
+        add_filtered(rt.loader.checkpoints, config.name, report.started_at.date(),
+                     {m.mailbox: m.filtered for m in report.mailboxes})
+    except Exception as exc:  # noqa: BLE001 - a count shown beside usage must not fail the run
+        logger.warning("could not record the filtered counts (%s: %s)", type(exc).__name__, exc)
+
+
 def _prune_staging(rt: Runtime, logger) -> None:
     keep = rt.config.staging.keep_days
     if keep is None:
@@ -466,6 +477,7 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
         status = "failed" if credentials_error or report.failed else "completed"
         rt.state.finish_run(run_id, status, report.to_dict())
         error_rows = _record_errors(rt, config, run_id, report, disabled, paused, logger)
+        _record_filtered(rt, config, report, logger)
         _prune_staging(rt, logger)
         rt.close()
     create_table_artifact(key=_artifact_key(config.name, "run"), table=report.rows(),

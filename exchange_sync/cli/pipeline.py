@@ -371,14 +371,23 @@ def usage_command(
     since: Annotated[Optional[str], typer.Option(help="From this day (YYYY-MM-DD).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Usage per day and mailbox: new, updated, text changed, unchanged, units."""
+    """Usage per day and mailbox: new, updated, text changed, unchanged, units; and filtered (left out
+    by participant filters, never billed)."""
     from exchange_sync.pipeline.runtime import checkpoint_store
+    from exchange_sync.store.usage_filtered import filtered_by_day
 
     cfg = _load(config)
     day = _parse_time(since, "since")
     with _state_errors():
+        store = checkpoint_store(cfg)
         rows = [r if isinstance(r, dict) else r.model_dump() for r in
-                checkpoint_store(cfg).usage(cfg.name, since=day.date() if day else None)]
+                store.usage(cfg.name, since=day.date() if day else None)]
+        filtered = filtered_by_day(store, cfg.name, since=day.date() if day else None)
+    for r in rows:
+        r["filtered"] = filtered.pop((r["day"], r["mailbox"]), 0)
+    rows += [{"integration": cfg.name, "day": d, "mailbox": m, "new": 0, "updated_properties_only": 0,
+              "updated_text_changed": 0, "unchanged": 0, "units": 0, "filtered": n} for (d, m), n in filtered.items()]
+    rows.sort(key=lambda r: (r["day"], r["mailbox"]))
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -386,7 +395,7 @@ def usage_command(
     from rich.table import Table
 
     table = Table(title=f"usage of {cfg.name}")
-    cols = ("day", "mailbox", "new", "updated_properties_only", "updated_text_changed", "unchanged", "units")
+    cols = ("day", "mailbox", "new", "updated_properties_only", "updated_text_changed", "unchanged", "units", "filtered")
     for col in cols:
         table.add_column(col)
     from rich.markup import escape

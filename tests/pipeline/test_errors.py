@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from ews_testserver.testing import date_n, make_mime
 from exchange_sync.testing.pipeline import run_cli, write_config
 
 from .conftest import ACCOUNT, PASSWORD_ENV, make_config
@@ -35,7 +36,9 @@ def _latest_artifact(key: str):
 
 def test_mailbox_errors_are_recorded_with_kind_and_action(ews, password, prefect_api, tmp_path):
     srv = ews(["ap@example.com=generate:3", "denied@example.com=generate:1"], grants=[f"{ACCOUNT}=ap@example.com"])
-    data = make_config(srv, tmp_path, ["ap@example.com", "denied@example.com", "nosuch@example.com"],
+    srv.add_message("ap@example.com", make_mime("Spam", "<spam@x>", date_n(9), sender="spam@mx.blocked.net"))
+    ap = {"email": "ap@example.com", "participant_domain_denylist": ["blocked.net"]}
+    data = make_config(srv, tmp_path, [ap, "denied@example.com", "nosuch@example.com"],
                        name="errs", disable_after_failures=1)
     run = run_cli(data, tmp_path, env={PASSWORD_ENV: password}, prefect_api=prefect_api)
     assert run.returncode == 3, run.stderr[-3000:]  # completed, some mailboxes skipped
@@ -56,6 +59,12 @@ def test_mailbox_errors_are_recorded_with_kind_and_action(ews, password, prefect
     assert "mailbox_access_denied" in json.dumps(artifact.data) and password not in json.dumps(artifact.data)
     missing = _errors_cli(tmp_path / "no-such.yaml")
     assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+    # `usage` shows what the participant filters left out (never billed) next to the billed counts.
+    usage = subprocess.run([sys.executable, "-m", "exchange_sync", "usage", str(config_path), "--json"],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    rows = json.loads(usage.stdout)
+    assert [(r["mailbox"], r["filtered"]) for r in rows if r["filtered"]] == [("ap@example.com", 1)]
+    assert sum(r["units"] for r in rows) == sum(r["new"] for r in rows) > 0
 
 
 def test_comment_quota_hit_pauses_the_integration_and_loses_nothing(ews, sync, tmp_path, monkeypatch):
