@@ -74,6 +74,10 @@ def api_command(
     no_auth: Annotated[bool, typer.Option("--no-auth", help="No token (only allowed on a loopback host).")] = False,
     tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM).")] = None,
     tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="The certificate's private key (PEM).")] = None,
+    comment_quota: Annotated[Optional[int], typer.Option(
+        "--comment-quota", min=0,
+        help="Refuse syncs (bucket puts) past this many comments per source (emails per bucket) with 403 "
+             "'Quota exceeded', as a tenant at its quota does (to try comment_quota_hit).")] = None,
 ) -> None:
     """Serve the comments API (public Re:infer routes) and the read-only comments page at /.
 
@@ -120,7 +124,7 @@ def api_command(
     access.setLevel(logging.INFO)
     access.propagate = False
     try:
-        uvicorn.run(create_app(sql_store, token=token), host=host, port=port, log_level="info", lifespan="off",
+        uvicorn.run(create_app(sql_store, token=token, comment_quota=comment_quota), host=host, port=port, log_level="info", lifespan="off",
                     access_log=False,  # ApiGate logs method, path and status; never a query string
                     # Over TLS uvicorn's graceful shutdown waited for closed connections forever (SIGTERM
                     # did not stop the server): in-flight requests get this long, then it exits.
