@@ -97,6 +97,20 @@ def test_killed_subscriptions_and_dropped_connections_lose_nothing(ews, tmp_path
     srv.move(B, sent[1], "Deleted Items")
     wait_for(lambda: set(sent) <= message_ids(data) and folders_of(data).get(sent[1]) == "Deleted Items", 60,
              "mail sent around the dropped connection, and the move")
+
+    # Throttled reconnection: the next three GetStreamingEvents answer ErrorServerBusy (BackOffMilliseconds
+    # 300); the watcher backs off, polls meanwhile, and comes back.
+    srv.set_faults([{"operation": "GetStreamingEvents", "kind": "server_busy", "back_off_ms": 300, "count": 3}])
+    wait_for(lambda: srv.notifications()["connections"], 30, "a streaming connection")
+    srv.drop_streams()
+    wait_for(lambda: any(f["fired"] for f in srv.faults()), 30, "a throttled reconnection")
+    mid, mime = mail(5, A)
+    srv.add_message(A, mime)
+    sent.append(mid)
+    wait_for(lambda: mid in message_ids(data), 60, "mail sent while the reconnection was throttled")
+    wait_for(lambda: srv.notifications()["connections"] and set(watch_modes(data).values()) == {"streaming"}, 60,
+             "streaming again after the throttling")
+    srv.clear_faults()
     summary = run.stop()
     assert summary.error is None
     assert sum(m.resubscribes for m in summary.mailboxes) >= 2
