@@ -167,7 +167,9 @@ def main() -> int:
 
             # 5: latency.
             pending: dict[str, float] = {}
+            order: dict[str, int] = {}
             latencies: list[float] = []
+            by_order: dict[int, float] = {}
             store_url = data["destination"]["url"]
             done = threading.Event()
 
@@ -177,6 +179,7 @@ def main() -> int:
                     now = time.monotonic()
                     for cid in [c for c in pending if c in ids]:
                         latencies.append(now - pending.pop(cid))
+                        by_order[order[cid]] = latencies[-1]
                     if done.is_set() and time.monotonic() > deadline:
                         return
                     time.sleep(0.02)
@@ -189,6 +192,7 @@ def main() -> int:
                 mid, body = mime(n, boxes[n % len(boxes)])
                 cid = mid.encode().hex()
                 t_add = time.monotonic()
+                order[cid] = n
                 pending[cid] = t_add
                 srv.add_message(boxes[n % len(boxes)], body)
                 time.sleep(args.spacing_s)
@@ -199,7 +203,8 @@ def main() -> int:
             figures["latency"] = {"messages": args.messages, "synced": len(latencies), "lost": len(pending),
                                   "p50_s": round(percentile(latencies, 50), 3), "p95_s": round(percentile(latencies, 95), 3),
                                   "max_s": round(max(latencies), 3), "mean_s": round(statistics.mean(latencies), 3),
-                                  "requests": dict(ops)}
+                                  "requests": dict(ops),
+                                  "slowest": sorted(((round(v, 2), k) for k, v in by_order.items()), reverse=True)[:8]}
         finally:
             t_stop = time.monotonic()
             proc.send_signal(signal.SIGTERM)

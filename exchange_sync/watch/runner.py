@@ -308,6 +308,11 @@ class Watcher:
         """Start the transform workers (or import the transform here) now: the first mail should not
         wait for a process pool to spawn and a language model to load (~1-20 s on a busy machine)."""
         try:
+            import importlib
+
+            # What the first page with mail imports in this process (staging, loading): ~1-2 s cold.
+            for name in ("pandas", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.compute", "dateutil.parser"):
+                importlib.import_module(name)
             if not self.rt.transformer.workers:
                 from exchange_sync.pipeline.transform_worker import warm_up
 
