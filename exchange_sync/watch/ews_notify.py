@@ -52,9 +52,8 @@ _REFUSED = (ews.ErrorSubscriptionDelegateAccessNotSupported, ews.ErrorSubscripti
             ews.ErrorInvalidSubscriptionRequest, ews.ErrorExceededSubscriptionCount, ews.ErrorProxyRequestNotAllowed,
             NotImplementedError, *REJECTED)
 _THROTTLED = (ews.ErrorServerBusy, ews.ErrorExceededConnectionCount, ews.ErrorTooManyObjectsOpened, ews.RateLimitError)
-_NOT_FOUND = (ews.ErrorNonExistentMailbox, ews.ErrorInvalidSmtpAddress, ews.ErrorMailboxMoveInProgress)
 _DENIED = (ews.ErrorAccessDenied, ews.ErrorImpersonateUserDenied, ews.ErrorImpersonationFailed,
-           ews.ErrorInvalidMailbox, ews.ErrorFolderNotFound)
+           ews.ErrorInvalidMailbox)
 
 
 def classify(exc: BaseException) -> Verdict:
@@ -63,6 +62,8 @@ def classify(exc: BaseException) -> Verdict:
         return "fatal"
     if isinstance(exc, _GONE):
         return "resubscribe"
+    if isinstance(exc, ews.ErrorFolderNotFound):
+        return "retry"  # a synced folder was deleted: the folder list is refreshed before the next try
     if isinstance(exc, _REFUSED):
         return "fallback"
     if isinstance(exc, (ews.ErrorNonExistentMailbox, ews.ErrorInvalidSmtpAddress)):
@@ -202,6 +203,8 @@ class StreamGroup:
         except Exception as exc:  # noqa: BLE001 - classified
             verdict = getattr(exc, "verdict", None) or classify(exc)
             why = getattr(exc, "reason_text", None) or describe(exc)
+            if isinstance(exc, ews.ErrorFolderNotFound):
+                self.hub.hint(member.mailbox, None, refresh_folders=True)
             if verdict == "fatal":
                 self.hub.fatal("invalid_exchange_credentials", f"Subscribe for {member.mailbox}: {why}")
             elif verdict == "skip":
@@ -389,8 +392,10 @@ class PullWatcher:
                     break
             member.backoff.reset()
         except Exception as exc:  # noqa: BLE001 - classified
-            verdict = classify(exc)
-            why = describe(exc)
+            verdict = getattr(exc, "verdict", None) or classify(exc)
+            why = getattr(exc, "reason_text", None) or describe(exc)
+            if isinstance(exc, ews.ErrorFolderNotFound):
+                self.hub.hint(member.mailbox, None, refresh_folders=True)
             if verdict == "fatal":
                 self.hub.fatal("invalid_exchange_credentials", f"pull notifications for {member.mailbox}: {why}")
             elif verdict == "skip":
