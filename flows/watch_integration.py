@@ -97,7 +97,7 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
     from exchange_sync.watch import run_watch
 
     logger = get_run_logger()
-    stop = threading.Event()
+    stop, done = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -106,6 +106,8 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
                                            mailboxes=list(only_mailboxes) or None)
         except BaseException as exc:  # noqa: BLE001 - handed to the flow's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
     forward = _ToRunLog(logger)
     watch_log = logging.getLogger("exchange_sync.watch")
@@ -117,10 +119,11 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
                 f" or {duration_s:g} s have passed" if duration_s else "")
     thread.start()
     next_report = time.monotonic() + FIRST_REPORT_S
+    # Waits on an Event, not on Thread.join: a join interrupted by the SIGTERM exception marks the
+    # thread as stopped while it still runs (CPython 3.11), and every later join returns at once.
     try:
-        while thread.is_alive():
-            thread.join(1.0)
-            if time.monotonic() >= next_report and thread.is_alive():
+        while not done.wait(1.0):
+            if time.monotonic() >= next_report:
                 _live(config, only_mailboxes, logger)
                 next_report = time.monotonic() + REPORT_EVERY_S
     except BaseException:
@@ -128,12 +131,16 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
         # the watch gracefully, report, and let Prefect record the run as it decides (Cancelled).
         stop.set()
         logger.info("Cancelled: stopping the watch of %s after the pages in flight.", config.name)
-        thread.join(STOP_GRACE_S)
+        done.wait(STOP_GRACE_S)
         if "summary" in outcome:
             _report(config, outcome["summary"], logger)
             logger.info("Watch of %s stopped.", config.name)
-        else:
+        elif not done.is_set():
             logger.warning("The watch of %s did not stop within %.0f s.", config.name, STOP_GRACE_S)
+        else:
+            error = outcome.get("error")
+            logger.warning("The watch of %s stopped with %s: %s", config.name, type(error).__name__, error,
+                           exc_info=error)
         raise
     finally:
         watch_log.removeHandler(forward)
