@@ -471,6 +471,8 @@ class WatchConfig(_Model):
     """``exchange-sync watch``: real-time sync (docs/watch.md). Events are hints that trigger the same
     folder sync as scheduled runs; these settings only say how changes are noticed."""
 
+    enabled: bool = Field(default=False, description="exchange-sync deploy creates a <name>-watch deployment "
+                          "next to the scheduled poll (docs/operations.md)")
     # auto: streaming notifications, else pull notifications, else polling (per mailbox, reported).
     mode: Literal["auto", "streaming", "pull", "poll"] = "auto"
     poll_interval_s: float = Field(default=60, ge=1, le=86400, description="fallback polling interval")
