@@ -7,14 +7,22 @@ import logging
 import signal
 import sys
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from exchange_sync.cli import app
-from exchange_sync.cli.pipeline import EXIT_FAILED, EXIT_SKIPPED, ConfigArg, JsonOpt, MailboxOpt, _check_run, _load
+from exchange_sync.cli.pipeline import (
+    EXIT_FAILED,
+    EXIT_SKIPPED,
+    ConfigArg,
+    JsonOpt,
+    MailboxOpt,
+    _check_run,
+    _load,
+)
 
-DurationOpt = Annotated[Optional[float], typer.Option(
+DurationOpt = Annotated[float | None, typer.Option(
     "--duration", min=0, help="Stop after this many seconds (tests, benchmarks); default: until SIGTERM/SIGINT.")]
 
 

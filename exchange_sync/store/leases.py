@@ -228,7 +228,7 @@ class _Renewer:
                     if owner not in self._held:
                         continue
                 try:
-                    if not _write(store, lambda conn: renew(conn, integration, mailbox, owner, ttl)):
+                    if not _write(store, lambda conn, i=integration, m=mailbox, o=owner, t=ttl: renew(conn, i, m, o, t)):
                         log.error("lost the lease of mailbox %s (%s): another writer took it after it expired",
                                   mailbox, describe_owner(owner))
                         with self._lock:

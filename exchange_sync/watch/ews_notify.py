@@ -34,8 +34,14 @@ from exchangelib import errors as ews
 from tenacity import wait_exponential_jitter
 
 from exchange_sync.source.errors import REJECTED
-from exchange_sync.watch.ews_services import (AffinityGroup, GroupUnsubscribe, PullEvents, PullSubscribe,
-                                              StreamingEvents, StreamingSubscribe)
+from exchange_sync.watch.ews_services import (
+    AffinityGroup,
+    GroupUnsubscribe,
+    PullEvents,
+    PullSubscribe,
+    StreamingEvents,
+    StreamingSubscribe,
+)
 
 log = logging.getLogger("exchange_sync.watch")
 

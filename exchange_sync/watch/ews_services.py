@@ -166,5 +166,13 @@ class GroupUnsubscribe(_Affinity, Unsubscribe):
                 raise result
 
 
-__all__ = ["AffinityGroup", "EVENT_TYPES", "GroupUnsubscribe", "PullEvents", "PullSubscribe", "StreamingEvents",
-           "StreamingSubscribe", "MNS"]
+__all__ = [
+    "EVENT_TYPES",
+    "MNS",
+    "AffinityGroup",
+    "GroupUnsubscribe",
+    "PullEvents",
+    "PullSubscribe",
+    "StreamingEvents",
+    "StreamingSubscribe",
+]

@@ -140,7 +140,12 @@ class Watcher:
 
     def folder_ids(self, mailbox: str) -> list[str]:
         """The ids of the folders a sync of ``mailbox`` covers (from the folder cache, discovered if stale)."""
-        from exchange_sync.source import InvalidCredentials, MailboxAccessDenied, MailboxNotFound, ServerUnavailable
+        from exchange_sync.source import (
+            InvalidCredentials,
+            MailboxAccessDenied,
+            MailboxNotFound,
+            ServerUnavailable,
+        )
         from exchange_sync.source.folders import select_mail_folders
 
         mb = self.by_email[mailbox]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
 
 from exchange_sync.config import MailboxConfig
 from exchange_sync.pipeline.mailbox import sync_mailbox
@@ -47,7 +47,7 @@ class _Pending:
     due: float = 0.0
     refresh_folders: bool = False
 
-    def merge(self, other: "_Pending") -> None:
+    def merge(self, other: _Pending) -> None:
         self.all = self.all or other.all
         self.folders |= other.folders
         self.refresh_folders = self.refresh_folders or other.refresh_folders
