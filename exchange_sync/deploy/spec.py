@@ -57,7 +57,7 @@ SETTINGS_KEY = "exchange_sync"  # under `definitions:` in prefect.yaml
 
 
 def watch_enabled(config: IntegrationConfig) -> bool:
-    return bool(getattr(config.watch, "enabled", False))
+    return config.watch.enabled
 
 
 @dataclass
