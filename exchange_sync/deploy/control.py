@@ -142,5 +142,8 @@ def pause_current_integration(integration: str, reason: str) -> list[str]:
             if not d.paused:
                 client.pause_deployment(d.id)
                 paused.append(d.name)
+        # A watcher of the same integration would fail the same way (and keep logging on): cancel it,
+        # unless it is this run.
+        cancel_watch_runs(client, [d for d in targets if d.id != current])
         log.warning("paused deployments %s of %s: %s", ", ".join(paused) or "(already paused)", integration, reason)
         return paused
