@@ -229,10 +229,12 @@ class _Renewer:
                         continue
                 try:
                     if not _write(store, lambda conn, i=integration, m=mailbox, o=owner, t=ttl: renew(conn, i, m, o, t)):
+                        with self._lock:
+                            if owner not in self._held:
+                                continue  # released meanwhile
+                            self._lost.add(owner)
                         log.error("lost the lease of mailbox %s (%s): another writer took it after it expired",
                                   mailbox, describe_owner(owner))
-                        with self._lock:
-                            self._lost.add(owner)
                 except Exception:  # noqa: BLE001 - retried at the next period; expiry is the safety net
                     log.warning("could not renew the lease of mailbox %s", mailbox, exc_info=True)
 

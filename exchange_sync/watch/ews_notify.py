@@ -269,7 +269,8 @@ class StreamGroup:
     def _stream(self, active: dict[str, Member], timeout_min: int) -> None:
         anchor = self.group.anchor if self.group.anchor in self.members else next(iter(self.members))
         self.stream = StreamingEvents(account=self.hub.account(anchor), group=self.group,
-                                      connect_timeout_s=self.connect_timeout_s, read_timeout_s=READ_TIMEOUT_S)
+                                      connect_timeout_s=self.connect_timeout_s, read_timeout_s=READ_TIMEOUT_S,
+                                      on_open=lambda: self._opened(active))
         try:
             for notification in self.stream.stream(list(active), timeout_min):
                 if self.hub.stop.is_set():
@@ -284,6 +285,12 @@ class StreamGroup:
                 stream.stop_streaming()
             except Exception:  # noqa: BLE001 - closing a dead connection
                 pass
+
+    def _opened(self, active: dict[str, Member]) -> None:
+        """The server answered the connection with something else than an error: notifications work."""
+        self.backoff.reset()
+        for member in active.values():
+            self.hub.notified(member.mailbox, "streaming")
 
     def _recover(self, exc: BaseException, active: dict[str, Member]) -> None:
         verdict = classify(exc)
@@ -308,15 +315,13 @@ class StreamGroup:
                 self.hub.resubscribed(member.mailbox)
             return
         wait = self.backoff.next(exc)
-        log.warning("watch: streaming connection for %d mailbox(es) ended (%s); reconnecting in %.1f s",
-                    len(active), why, wait)
+        # Once per outage at WARNING (the polling fallback logs too); every further attempt at DEBUG.
+        log.log(logging.WARNING if self.backoff.attempt == 1 else logging.DEBUG,
+                "watch: streaming connection for %d mailbox(es) ended (%s); reconnecting in %.1f s",
+                len(active), why, wait)
         for member in active.values():
             self.hub.degraded(member.mailbox, f"streaming connection lost ({why}); reconnecting")
         self.hub.stop.wait(wait)
-        if not self.hub.stop.is_set():
-            for member in active.values():
-                if member.mailbox in self.members:
-                    self.hub.notified(member.mailbox, "streaming")
 
     def _forget(self, member: Member) -> None:
         old, member.subscription_id = member.subscription_id, None

@@ -65,6 +65,21 @@ class _Affinity:
     def _handle_response_cookies(self, session: Any) -> None:
         pass  # exchangelib would copy whatever cookie the pooled session holds into the account
 
+    def _get_elements(self, payload: Any) -> Any:
+        """One try. exchangelib's loop answers ErrorExceededConnectionCount by shrinking the session pool,
+        which waits for a session to come back, and a streaming request holds its session for up to 30
+        minutes: the thread would hang. Throttling goes to the watcher's own back-off instead."""
+        from oauthlib.oauth2 import TokenExpiredError
+
+        try:
+            try:
+                yield from self._response_generator(payload=payload)  # type: ignore[attr-defined]
+            except TokenExpiredError:  # as exchangelib: a fresh token, once
+                yield from self._response_generator(payload=payload)  # type: ignore[attr-defined]
+        finally:
+            if self.streaming:  # type: ignore[attr-defined]
+                self.stop_streaming()  # type: ignore[attr-defined]
+
 
 def _request_elem(tag: str, folder_ids: Sequence[str]) -> Any:
     request = create_element(tag)
@@ -118,10 +133,19 @@ class StreamingEvents(_Affinity, GetStreamingEvents):
     ConnectionTimeout + 60 s; we use ``read_timeout_s`` between chunks: Exchange sends a keep-alive
     while the connection is idle, so a connection silent for that long is dead."""
 
-    def __init__(self, *, account: Any, group: AffinityGroup, connect_timeout_s: float, read_timeout_s: float) -> None:
+    def __init__(self, *, account: Any, group: AffinityGroup, connect_timeout_s: float, read_timeout_s: float,
+                 on_open: Any = None) -> None:
         super().__init__(account=account)
         self.group = group
         self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._on_open = on_open  # called once, on the first message that is not an error (keep-alive or events)
+
+    def _get_element_container(self, message: Any, name: Any = None) -> Any:
+        container = super()._get_element_container(message=message, name=name)
+        if self._on_open is not None:
+            on_open, self._on_open = self._on_open, None
+            on_open()
+        return container
 
     def stream(self, subscription_ids: Sequence[str], connection_timeout_min: int):
         """Notifications until the server closes the connection (ConnectionStatus Closed)."""

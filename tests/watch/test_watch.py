@@ -192,3 +192,22 @@ def test_fallbacks_to_pull_and_polling_are_reported(ews, tmp_path, watching, cap
     status = {m["mailbox"]: m["watch"] for m in integration_status(parse_config(data))["mailboxes"]}
     assert status[B]["mode"] == "stopped" and status[B]["last_sync_at"] is not None
     assert "GetEvents" in srv.operations()
+
+
+def test_more_connections_than_the_account_may_open_are_polled_and_reported(ews, tmp_path, watching):
+    # One streaming connection per account, one mailbox per connection: the second group's
+    # GetStreamingEvents is refused with ErrorExceededConnectionCount; its mailbox is polled meanwhile.
+    srv = ews([f"{A}=", f"{B}="], notifications={"connection_limit": 1})
+    data = watch_config(srv, tmp_path, [A, B], mailboxes_per_connection=1)
+    run = watching(data)
+    wait_for(lambda: sorted(map(str, watch_modes(data).values())) == ["polling", "streaming"], 60,
+             "one streaming, one polled")
+    sent = []
+    for n, box in ((1, A), (2, B)):
+        mid, mime = mail(n, box)
+        srv.add_message(box, mime)
+        sent.append(mid)
+    wait_for(lambda: set(sent) <= message_ids(data), 30, "mail of both mailboxes")
+    summary = run.stop()
+    polled = [m for m in summary.mailboxes if m.mode == "polling"]
+    assert len(polled) == 1 and "ErrorExceededConnectionCount" in (polled[0].reason or ""), summary.mailboxes
