@@ -69,6 +69,11 @@ def test_cli_events_become_comments_and_sigterm_stops_cleanly(ews, password, tmp
     assert sum(e["operation"] == "Unsubscribe" for e in log) == 2, "each subscription removed at the stop"
     assert set(watch_modes(data).values()) == {"stopped"}
     assert "SIGTERM received" in err
+    status = subprocess.run([sys.executable, "-m", "exchange_sync", "status", str(config)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    line = next(x for x in status.stdout.splitlines() if x.startswith(f"watch: {A}: "))
+    assert "stopped" in line and "last sync 20" in line and "lag " in line, line
 
 
 def test_killed_subscriptions_and_dropped_connections_lose_nothing(ews, tmp_path, watching):
