@@ -1,4 +1,5 @@
-"""Real-world mail round-trips byte-identical; a 100,000-message mailbox syncs page by page."""
+"""Real-world mail round-trips byte-identical; a 20,000-message mailbox syncs page by page (the
+100,000-entry change log is paged exactly in test_units; bench/ runs the large mailboxes)."""
 
 from __future__ import annotations
 
@@ -48,10 +49,10 @@ def test_real_world_corpus_round_trips_byte_identical() -> None:
 
 
 @pytest.mark.slow
-def test_100k_generated_mailbox_syncs_page_by_page() -> None:
-    with running_server(mailboxes=["user@example.com=generate:100000"]) as srv:
+def test_20k_generated_mailbox_syncs_page_by_page() -> None:
+    with running_server(mailboxes=["user@example.com=generate:20000"]) as srv:
         counts = {f["path"]: f["count"] for f in srv.mailboxes()[0]["folders"]}
-        assert sum(counts.values()) == 100_000
+        assert sum(counts.values()) == 20_000
         acc = exchangelib_account(srv, "user@example.com", "secret", "user@example.com")
         folder = acc.inbox
         svc = SyncFolderItems(account=acc)
