@@ -30,9 +30,11 @@ def ews(password):
     """``ews(mailboxes=[...], **server_kw)`` -> a running HTTPS + NTLM server with fast notifications."""
     servers = []
 
-    def start(mailboxes: list[str], notifications: dict | None = None, **kw: Any):
-        grants = [f"{ACCOUNT}={m.split('=', 1)[0]}" for m in mailboxes]
-        cm = running_server(accounts=[f"{ACCOUNT}:{password}"], mailboxes=mailboxes, grants=grants, tls=True,
+    def start(mailboxes: list[str], notifications: dict | None = None, impersonation: bool = False, **kw: Any):
+        """``impersonation``: the service account has the ApplicationImpersonation role instead of grants."""
+        grants = [] if impersonation else [f"{ACCOUNT}={m.split('=', 1)[0]}" for m in mailboxes]
+        account = f"{ACCOUNT}:{password}" + (":impersonation" if impersonation else "")
+        cm = running_server(accounts=[account], mailboxes=mailboxes, grants=grants, tls=True,
                             auth="ntlm", notifications={**FAST, **(notifications or {})}, **kw)
         servers.append(cm)
         return cm.__enter__()
@@ -42,11 +44,12 @@ def ews(password):
         cm.__exit__(None, None, None)
 
 
-def watch_config(srv, tmp_path, mailboxes: list[str], **watch: Any) -> dict:
+def watch_config(srv, tmp_path, mailboxes: list[str], access_type: str = "delegate", **watch: Any) -> dict:
     """A config for ``srv``: transforms in the sync threads (no process pool to start), fast watch knobs."""
     settings = {"debounce_s": 0.1, "connection_timeout_min": 1, "poll_interval_s": 1, "pull_interval_s": 1,
                 "resubscribe_max_backoff_s": 2, **watch}
-    return make_config(srv, tmp_path, mailboxes, transform_workers=0, watch=settings)
+    return make_config(srv, tmp_path, mailboxes, transform_workers=0, watch=settings,
+                       connection={"access_type": access_type})
 
 
 class Watching:

@@ -29,9 +29,9 @@ pytestmark = pytest.mark.timeout(180)
 A, B = "a@example.com", "b@example.com"
 
 
-def clean_run(srv, tmp_path, mailboxes: list[str]) -> dict:
+def clean_run(srv, tmp_path, mailboxes: list[str], access_type: str = "delegate") -> dict:
     """A fresh store synced once by the plain pipeline: what the watched store must equal."""
-    data = watch_config(srv, tmp_path / "clean", mailboxes)
+    data = watch_config(srv, tmp_path / "clean", mailboxes, access_type=access_type)
     rt = Runtime.open(parse_config(data))
     try:
         for mb in rt.config.mailboxes:
@@ -78,9 +78,10 @@ def test_cli_events_become_comments_and_sigterm_stops_cleanly(ews, password, tmp
 
 def test_killed_subscriptions_and_dropped_connections_lose_nothing(ews, tmp_path, watching):
     # B starts empty: generated mail CC'd between mailboxes would be one comment with the metadata of
-    # the copy synced last, an order a clean run need not share.
-    srv = ews([f"{A}=generate:4", f"{B}="])
-    data = watch_config(srv, tmp_path, [A, B])
+    # the copy synced last, an order a clean run need not share. Impersonation here (each Subscribe
+    # impersonates its mailbox, the shared connection its anchor), delegate access in the CLI test.
+    srv = ews([f"{A}=generate:4", f"{B}="], impersonation=True)
+    data = watch_config(srv, tmp_path, [A, B], access_type="impersonation")
     run = watching(data)
     wait_for(lambda: set(watch_modes(data).values()) == {"streaming"}, 60, "streaming")
     wait_for(lambda: len(message_ids(data)) >= 4, 60, "the catch-up sync")
@@ -120,7 +121,11 @@ def test_killed_subscriptions_and_dropped_connections_lose_nothing(ews, tmp_path
     assert summary.error is None
     assert sum(m.resubscribes for m in summary.mailboxes) >= 2
 
-    clean = clean_run(srv, tmp_path, [A, B])
+    log = srv.log()
+    assert {e.get("impersonate") for e in log if e["operation"] == "Subscribe"} == {A, B}
+    assert {e.get("anchor") for e in log if e["operation"] in ("Subscribe", "GetStreamingEvents")} == {A}
+
+    clean = clean_run(srv, tmp_path, [A, B], access_type="impersonation")
     assert snapshot(data) == snapshot(clean), diff_snapshots(snapshot(clean), snapshot(data))
     assert billed_units(data) == billed_units(clean)
 
