@@ -48,6 +48,7 @@ log = logging.getLogger("exchange_sync.watch")
 # A streaming connection silent this long is dead (Exchange sends keep-alives on an idle connection).
 READ_TIMEOUT_S = 150.0
 PULL_TIMEOUT_MIN = 10  # a pull subscription expires this long after its last GetEvents
+DISCOVERY_WORKERS = 4  # folder discoveries in parallel at start (the sync source's connections)
 
 Verdict = Literal["fatal", "skip", "fallback", "resubscribe", "retry"]
 
@@ -223,9 +224,27 @@ class StreamGroup:
         self.hub.notified(member.mailbox, "streaming")
         return None
 
+    def _discover(self, members: list[Member]) -> None:
+        """Fill the folder cache of many mailboxes at once (a first start discovers each mailbox's folders:
+        two requests each); the subscriptions then read it. A failure here is met again, and handled,
+        by ``_subscribe``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def discover(member: Member) -> None:
+            try:
+                self.hub.folder_ids(member.mailbox)
+            except Exception:  # noqa: BLE001 - see above
+                pass
+
+        with ThreadPoolExecutor(max_workers=DISCOVERY_WORKERS, thread_name_prefix="watch-folders") as pool:
+            list(pool.map(discover, members))
+
     def _subscribe_missing(self) -> float | None:
         """Subscribe members without a subscription; a wait before retrying transient failures, or None."""
         wait = None
+        missing = [m for m in self.members.values() if m.subscription_id is None]
+        if len(missing) > 1:
+            self._discover(missing)
         for member in list(self.members.values()):
             if self.hub.stop.is_set():
                 return None
