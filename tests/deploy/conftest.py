@@ -84,6 +84,31 @@ def wait_final(flow_run_ids: list, deadline_s: float = 240) -> dict:
             time.sleep(1)
 
 
+def api_text() -> str:
+    """Everything the Prefect API serves about runs and deployments, as one text (secret scans):
+    flow runs, task runs, artifacts, deployments, logs, variables."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter
+
+    dumps: list[str] = []
+
+    def every(read, **kw) -> list:
+        out, offset = [], 0
+        while True:  # the API serves at most 200 per request
+            page = read(limit=200, offset=offset, **kw)
+            out += page
+            if len(page) < 200:
+                return out
+            offset += 200
+
+    with get_client(sync_client=True) as client:
+        for read, kw in ((client.read_flow_runs, {}), (client.read_task_runs, {}), (client.read_artifacts, {}),
+                         (client.read_deployments, {}), (client.read_logs, {"log_filter": LogFilter()})):
+            dumps += [item.model_dump_json() for item in every(read, **kw)]
+        dumps += [v.model_dump_json() for v in client.read_variables(limit=200)]
+    return "\n".join(dumps)
+
+
 def schema_problems(schema: dict) -> list[str]:
     """What keeps the Prefect 3.9.1 UI from rendering the schema as titled, described form fields."""
     problems = []

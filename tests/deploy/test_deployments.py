@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from .conftest import cli, integration_config, save_secret, schema_problems, wait_final, write_project
+from .conftest import api_text, cli, integration_config, save_secret, schema_problems, wait_final, write_project
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -348,25 +348,7 @@ def test_example_configuration_is_deployed_only_when_asked(tmp_path, deployed):
 
 def test_no_secret_is_readable_through_the_prefect_api(deployed):
     """After the runs above (including the failed credentials run), scan what the API serves."""
-    from prefect.client.schemas.filters import LogFilter
-
-    dumps: list[str] = []
-
-    def every(read, **kw) -> list:
-        out, offset = [], 0
-        while True:  # the API serves at most 200 per request
-            page = read(limit=200, offset=offset, **kw)
-            out += page
-            if len(page) < 200:
-                return out
-            offset += 200
-
-    with _client() as client:
-        for read, kw in ((client.read_flow_runs, {}), (client.read_task_runs, {}), (client.read_artifacts, {}),
-                         (client.read_deployments, {}), (client.read_logs, {"log_filter": LogFilter()})):
-            dumps += [item.model_dump_json() for item in every(read, **kw)]
-        dumps += [v.model_dump_json() for v in client.read_variables(limit=200)]
-    text = "\n".join(dumps)
+    text = api_text()
     assert "sync-alpha-" in text and "invalid_exchange_credentials" in text  # the scan saw the runs and logs
     assert deployed.password not in text
     assert deployed.wrong_password.split("-wrong")[0] not in text

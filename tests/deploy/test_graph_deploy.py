@@ -8,6 +8,7 @@ gets a `<name>-watch` deployment (issue #16): its run watches until `exchange-sy
 from __future__ import annotations
 
 import json
+import secrets
 from types import SimpleNamespace
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 
 from graph_testserver.testing import running_graph_server
 
-from .conftest import cli, save_secret, schema_problems, wait_final, write_project
+from .conftest import api_text, cli, save_secret, schema_problems, wait_final, write_project
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -25,7 +26,9 @@ WATCHED = "g3@example.com"
 
 @pytest.fixture(scope="module")
 def graph_srv():
-    with running_graph_server(mailboxes=[f"{b}=generate:6" for b in [*BOXES, WATCHED]]) as srv:
+    secret = "gs-" + secrets.token_hex(12)  # random, so that the secret scan below means something
+    with running_graph_server(mailboxes=[f"{b}=generate:6" for b in [*BOXES, WATCHED]],
+                              apps=[f"exsync-app:{secret}"]) as srv:
         yield srv
 
 
@@ -211,6 +214,13 @@ def test_watch_deployment_watches_until_stopped(graph_deployed):
     assert all([(r["mailbox"], r["mode"]) for r in rows] == [(WATCHED, "graph_polling")] for rows in versions), versions
     assert versions[-1][0]["items"] > 0 and versions[-1][0]["syncs"] > 0, versions
     assert len(versions) >= 2 and "lag_s" in versions[0][0], versions
+
+
+def test_no_graph_secret_is_readable_through_the_prefect_api(graph_deployed, graph_srv):
+    """After the Graph runs and the watch above: the client secret is in no run, log, artifact or deployment."""
+    text = api_text()
+    assert "watch-gwatch-" in text and "sync-ginteg-" in text  # the scan saw the runs
+    assert graph_srv.client_secret not in text
 
 
 def test_watch_specs_poll_as_safety_net(tmp_path):
