@@ -5,7 +5,8 @@ from __future__ import annotations
 from exchange_sync.config import IntegrationConfig
 from exchange_sync.pipeline.runtime import checkpoint_store
 from exchange_sync.store import SqlStore
-from exchange_sync.store.leases import MailboxLeaseRow, describe_owner, lease_rows, owner_is_gone
+from exchange_sync.store.leases import (WATCH_STALE_S, MailboxLeaseRow, describe_owner, lease_rows,
+                                        owner_is_gone)
 
 
 def _watch(row: MailboxLeaseRow | None) -> dict | None:
@@ -16,8 +17,9 @@ def _watch(row: MailboxLeaseRow | None) -> dict | None:
 
     now = datetime.now(timezone.utc)
     mode = row.watch_mode
-    if mode not in (None, "stopped", "skipped") and owner_is_gone(row.watch_owner):
-        mode = "stale"  # the watch process died without stopping (kill -9, crash)
+    silent = row.watch_updated_at is not None and (now - row.watch_updated_at).total_seconds() > WATCH_STALE_S
+    if mode not in (None, "stopped", "skipped") and (owner_is_gone(row.watch_owner) or silent):
+        mode = "stale"  # the watch process died without stopping (kill -9, crash, a lost host)
     syncing = row.owner is not None and row.expires_at is not None and row.expires_at > now
     return {
         "mode": mode,  # streaming | pull | polling (fallback, see reason) | graph_polling | skipped | stopped | stale

@@ -35,6 +35,9 @@ from exchange_sync.store.schema import mailbox_leases
 
 log = logging.getLogger("exchange_sync.leases")
 
+# A watched mailbox whose watcher has not written for this long is shown as stale (a watcher touches its
+# rows every minute): a watch process on another host that died without stopping.
+WATCH_STALE_S = 180.0
 WATCH_COLUMNS = ("watch_mode", "watch_reason", "watch_owner", "last_event_at", "last_sync_at", "last_lag_ms")
 
 
@@ -165,6 +168,13 @@ def put_watch_state(conn: Connection, integration: str, mailbox: str, **values: 
                                                  set_={k: statement.excluded[k] for k in values}))
 
 
+def touch_watch_rows(conn: Connection, integration: str, watch_owner: str) -> int:
+    """The watcher's heartbeat: ``watch_updated_at`` of every row it owns is now (``WATCH_STALE_S``)."""
+    return conn.execute(update(mailbox_leases).where(mailbox_leases.c.integration == integration,
+                                                     mailbox_leases.c.watch_owner == watch_owner)
+                        .values(watch_updated_at=_now())).rowcount
+
+
 def list_rows(conn: Connection, integration: str) -> list[MailboxLeaseRow]:
     rows = conn.execute(select(mailbox_leases).where(mailbox_leases.c.integration == integration)
                         .order_by(mailbox_leases.c.mailbox))
@@ -179,6 +189,10 @@ def _write(store: Any, work):
 
 def watch_state(store: Any, integration: str, mailbox: str, **values: Any) -> None:
     _write(store, lambda conn: put_watch_state(conn, integration, mailbox, **values))
+
+
+def touch_watch(store: Any, integration: str, watch_owner: str) -> int:
+    return _write(store, lambda conn: touch_watch_rows(conn, integration, watch_owner))
 
 
 def lease_rows(store: Any, integration: str) -> list[MailboxLeaseRow]:

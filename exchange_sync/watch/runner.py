@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from exchange_sync.config import IntegrationConfig, MailboxConfig
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.store.leases import new_owner, watch_state
+from exchange_sync.store.leases import new_owner, touch_watch, watch_state
 from exchange_sync.watch.models import MailboxWatch, WatchSummary
 from exchange_sync.watch.scheduler import Fatal, SyncScheduler
 
@@ -29,6 +29,7 @@ log = logging.getLogger("exchange_sync.watch")
 
 STOP_GRACE_S = 120.0  # how long a stop waits for the syncs in flight (each ends after its current page)
 PRUNE_EVERY_S = 3600.0
+TOUCH_EVERY_S = 60.0  # the watch rows' heartbeat (status shows a watch silent for WATCH_STALE_S as stale)
 
 
 def utcnow() -> datetime:
@@ -242,7 +243,7 @@ class Watcher:
 
     # ---- polling (fallback, and Graph) -------------------------------------------------------
     def _poll_loop(self) -> None:
-        last_prune = time.monotonic()
+        last_prune = last_touch = time.monotonic()
         while not self.stop.wait(0.25):
             now = time.monotonic()
             with self.lock:
@@ -263,6 +264,12 @@ class Watcher:
             if now - last_prune >= PRUNE_EVERY_S:
                 last_prune = now
                 self._prune()
+            if now - last_touch >= TOUCH_EVERY_S:
+                last_touch = now
+                try:
+                    touch_watch(self.rt.state, self.config.name, self.owner)
+                except Exception:  # noqa: BLE001 - status only
+                    log.warning("watch: could not refresh the watch state", exc_info=True)
 
     def _prune(self) -> None:
         keep = self.config.staging.keep_days

@@ -69,3 +69,31 @@ def test_the_lease_is_renewed_while_held(state):
         time.sleep(2.5)  # the renewer runs every ttl / 3
         row = next(r for r in lease_rows(state, "i"))
         assert row.owner == owner and row.expires_at > first
+
+
+def test_status_shows_a_watch_that_went_silent_as_stale(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from exchange_sync.config import parse_config
+    from exchange_sync.pipeline.status import integration_status
+    from exchange_sync.store.leases import watch_state
+    from exchange_sync.store.schema import mailbox_leases
+
+    monkeypatch.setenv("LEASE_TEST_PW", "x")
+    config = parse_config({
+        "name": "i", "mailboxes": [{"email": "a@example.com"}, {"email": "b@example.com"}],
+        "connection": {"server_url": "https://mail.example.com/EWS/Exchange.asmx", "username": "svc",
+                       "password": {"env": "LEASE_TEST_PW"}, "access_type": "delegate"},
+        "destination": {"url": f"sqlite:///{tmp_path / 'comments.db'}"},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"}})
+    store = SqlStore(config.state.url)
+    for mailbox in ("a@example.com", "b@example.com"):
+        watch_state(store, "i", mailbox, watch_mode="streaming", watch_owner="elsewhere:1:1:abc:watch")
+    with write_transaction(store.engine) as conn:  # b's watcher last wrote 10 minutes ago
+        conn.execute(update(mailbox_leases).where(mailbox_leases.c.mailbox == "b@example.com")
+                     .values(watch_updated_at=datetime.now(timezone.utc) - timedelta(minutes=10)))
+    store.close()
+    modes = {m["mailbox"]: m["watch"]["mode"] for m in integration_status(config)["mailboxes"]}
+    assert modes == {"a@example.com": "streaming", "b@example.com": "stale"}
