@@ -223,14 +223,12 @@ def test_more_connections_than_the_account_may_open_are_polled_and_reported(ews,
     assert len(polled) == 1 and "ErrorExceededConnectionCount" in (polled[0].reason or ""), summary.mailboxes
 
 
-def test_cli_bad_credentials_stop_the_watch_with_one_error_line(ews, tmp_path):
+def test_bad_credentials_stop_the_watch_with_the_reason(ews, tmp_path, monkeypatch):
+    from exchange_sync.watch import run_watch
+
     srv = ews([f"{A}="])
     data = watch_config(srv, tmp_path, [A])
-    config = write_config(data, tmp_path / "watch.yaml")
-    proc = subprocess.run([sys.executable, "-m", "exchange_sync", "watch", str(config)], cwd=tmp_path,
-                          env={**os.environ, PASSWORD_ENV: "not-the-password"}, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 1
-    errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: invalid_exchange_credentials: "), proc.stderr
-    assert "not-the-password" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    summary = run_watch(parse_config(data), duration_s=60)  # stops at once, on the first 401
+    assert summary.stopped_by == "error" and summary.error.startswith("invalid_exchange_credentials: "), summary
+    assert "not-the-password" not in summary.model_dump_json()
