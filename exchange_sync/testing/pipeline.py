@@ -47,6 +47,9 @@ def make_config(srv: Any, tmp_path: Path, mailboxes: list[str | dict], *, store_
         "staging": {"url": str(tmp_path / "staging")},
         "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
     }
+    # In-process transform unless a test asks for worker processes: spawning and warming a pool
+    # costs ~1.5 s CPU per run, and the worker path has its own tests (tests/performance/).
+    data.setdefault("transform_workers", 0)
     data.update(extra)
     return data
 
