@@ -512,6 +512,11 @@ class IntegrationConfig(_Model):
     # counted here: they concern the whole integration (its deployment is paused instead).
     disable_after_failures: int = Field(default=3, ge=0, le=1000)
     watch: WatchConfig = WatchConfig()
+    # Where `exchange-sync api` serves this integration's comments (its page at "/"); the run's report
+    # artifact in Prefect then links the comments of this run's source.
+    comments_page_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Base URL of the comments page (exchange-sync api), e.g. https://sync.acme.com:8000")
 
     @model_validator(mode="before")
     @classmethod

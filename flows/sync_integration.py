@@ -48,7 +48,7 @@ from exchange_sync.memory import tune_arrow_pool, tune_malloc
 from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline.errors import destination_reason, pause_reason, run_errors
 from exchange_sync.pipeline.mailbox import MailboxReport
-from exchange_sync.pipeline.report import RunReport, render_markdown
+from exchange_sync.pipeline.report import RunReport, comments_page_link, render_markdown
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.store.state import INTEGRATION_WIDE_REASONS
 from tasks.pipeline import PrefectSteps
@@ -386,7 +386,8 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
     for stale in rt.state.mark_stale_runs(config.name, _owner_is_dead):
         logger.warning("run %d of %s was left running by a process that is gone: marked crashed", stale, config.name)
     run_id = rt.state.start_run(config.name, mode, owner=_run_owner())
-    report = RunReport(integration=config.name, mode=mode, started_at=datetime.now(timezone.utc))
+    report = RunReport(integration=config.name, mode=mode, started_at=datetime.now(timezone.utc),
+                       page_link=comments_page_link(config))
     disabled = {h.mailbox: h for h in rt.state.mailbox_health(config.name) if h.disabled}
     for m in [m for m in selected if m.email in disabled]:
         report.mailboxes.append(MailboxReport(mailbox=m.email, status="disabled", reason="disabled",

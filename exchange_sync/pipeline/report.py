@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.store import SyncCounts
@@ -19,6 +21,8 @@ class RunReport:
     mailboxes: list[MailboxReport] = field(default_factory=list)
     # Things an operator must act on: a mailbox just disabled, the integration paused, ...
     notes: list[str] = field(default_factory=list)
+    # The comments page showing this run's source (``comments_page_link``), when one is configured.
+    page_link: str | None = None
 
     @property
     def disabled(self) -> list[MailboxReport]:
@@ -82,6 +86,8 @@ def render_markdown(report: RunReport) -> str:
                         "(`string:Cleaning` = `fallback`: the quote/signature cuts would have left an empty body).\n")
     for i, note in enumerate(report.notes):
         lines.insert(3 + i, f"> **{note}**\n")
+    if report.page_link:
+        lines.insert(2, f"[Open the comments]({report.page_link}) on the comments page.\n")
     for m in report.mailboxes:
         r = m.row()
         lines.append(
@@ -158,3 +164,13 @@ def render_trend(integration: str, trend: list[DayTrend], width: int = 30) -> st
     lines += ["", f"total: {total_runs} runs, {sum(t.items for t in trend)} items, "
                   f"{sum(t.units for t in trend)} units; longest run {top_lag:.1f} s"]
     return "\n".join(lines)
+
+
+def comments_page_link(config: Any) -> str | None:
+    """The comments page of the integration's source (``comments_page_url`` + ``/?source=...``), or
+    None: no page configured, or a bucket destination (raw emails, which the page does not list)."""
+    base = getattr(config, "comments_page_url", None)
+    dest = config.destination
+    if not base or dest.kind not in ("store", "reinfer"):
+        return None
+    return f"{base.rstrip('/')}/?{urlencode({'source': f'{dest.project}/{dest.source}'})}"
