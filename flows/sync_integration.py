@@ -40,6 +40,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from exchange_sync.processes import is_gone, process_start
 from exchange_sync.config import IntegrationConfig, MailboxConfig
 from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm, form_to_config
 from exchange_sync.deploy.limits import ensure_server_limit, running_under_deployment, server_slot, slot_mode
@@ -98,33 +99,13 @@ def _integration_reason(result: MailboxReport) -> str | None:
     return None
 
 
-def _process_start(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
 def _run_owner() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
 
 
 def _owner_is_dead(owner: dict) -> bool:
-    """Only runs of this host can be judged; a pid that exists with another start time was reused."""
-    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
-        return False
-    pid = owner["pid"]
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # exists, another user's
-    started = _process_start(pid)
-    return owner.get("start") is not None and started is not None and started != owner["start"]
+    pid = owner.get("pid")
+    return isinstance(pid, int) and is_gone(owner.get("host"), pid, owner.get("start"))
 
 
 def _preflight(config: IntegrationConfig) -> None:

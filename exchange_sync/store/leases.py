@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection, and_, or_, select, update
 
+from exchange_sync.processes import is_gone, process_start
 from exchange_sync.store.comments import dialect_insert
 from exchange_sync.store.engine import read_transaction, write_transaction
 from exchange_sync.store.schema import mailbox_leases
@@ -72,18 +73,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _process_start(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
 def new_owner(purpose: str) -> str:
     """A unique owner string for one hold: host:pid:process-start:token:purpose."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or '-'}:{uuid.uuid4().hex[:12]}:{purpose}"
+    return f"{socket.gethostname()}:{pid}:{process_start(pid) or '-'}:{uuid.uuid4().hex[:12]}:{purpose}"
 
 
 def describe_owner(owner: str | None) -> str:
@@ -101,19 +94,9 @@ def owner_is_gone(owner: str | None) -> bool:
     if not owner:
         return False
     parts = owner.split(":")
-    if len(parts) < 5 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+    if len(parts) < 5 or not parts[1].isdigit():
         return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    started = _process_start(pid)
-    return parts[2] != "-" and started is not None and started != parts[2]
+    return is_gone(parts[0], int(parts[1]), None if parts[2] == "-" else parts[2])
 
 
 def _key(integration: str, mailbox: str):
