@@ -13,8 +13,6 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NONE
 
-from exchange_sync.config import MailboxConfig
-from exchange_sync.pipeline import mailbox as plain_mailbox
 from exchange_sync.pipeline import steps as plain
 from exchange_sync.pipeline.runtime import Runtime
 
@@ -94,10 +92,3 @@ class PrefectSteps:
     extract_refs = staticmethod(extract_refs)
     transform_batch = staticmethod(transform_batch)
     load_batch = staticmethod(load_or_commit)
-
-
-@task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
-def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None, end: datetime | None, progress=None):
-    return plain_mailbox.sync_mailbox(
-        rt, mailbox, steps=PrefectSteps(), mode=mode, start=start, end=end, progress=progress
-    )

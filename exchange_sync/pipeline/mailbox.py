@@ -326,7 +326,7 @@ def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, m
         done: set[str] = set()
         reports: dict[str, FolderReport] = {}
         fresh: set[str] = set()  # folders to sync from no watermark (the server rejected theirs)
-        depth = getattr(rt.config, "prefetch_pages", PREFETCH_PAGES)
+        depth = PREFETCH_PAGES
         while todo:
             if mode == "incremental":
                 pages: PageSource = functools.partial(_incremental_pages, rt, steps, mailbox, set(fresh))

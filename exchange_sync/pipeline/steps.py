@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from exchange_sync.comment import ApiComment
 from exchange_sync.pipeline.crashpoints import crashpoint
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.pipeline.transform_worker import TransformOutput, transform_staged
+from exchange_sync.pipeline.transform_worker import TransformOutput
 from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts
 
 
@@ -168,11 +168,6 @@ def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
     batch = _transformed(rt.transformer.transform(rt.staging, staged_path))
     crashpoint("after_transform")
     return batch
-
-
-def transform_file(staging, staged_path: str) -> TransformedBatch:
-    """The transform of one staged file, in this process (Prefect-free, Runtime-free)."""
-    return _transformed(transform_staged(staging, staged_path))
 
 
 def _transformed(output: TransformOutput) -> TransformedBatch:
