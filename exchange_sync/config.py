@@ -274,6 +274,39 @@ class GraphConnection(_Model):
 Connection = Annotated[EwsConnection | GraphConnection, Field(discriminator="kind")]
 
 
+class AttachmentsConfig(_Model):
+    """Attachment content, opt-in per mailbox (docs/destinations.md, "Attachment content"): file
+    attachments are taken from the MIME already fetched and stored content-addressed (sha256) next to
+    staging; the comment's attachment entries then carry the reference. Off: nothing is stored and
+    comments are exactly as without this block."""
+
+    sync: bool = False
+    max_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=150 * 1024 * 1024,
+                           description="per attachment; larger ones are listed but not stored")
+    content_types: list[str] = Field(
+        default_factory=lambda: ["*/*"],
+        description="allow-list of media types, wildcards like image/* or */*")
+    include_inline: bool = Field(default=False, description="also store inline parts (cid: images of an HTML body)")
+    item_attachments: Literal["eml", "skip"] = Field(
+        default="eml", description="attached messages (message/rfc822): stored as .eml, or skipped")
+
+    @field_validator("content_types", mode="before")
+    @classmethod
+    def _types(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("expected a list, e.g. [application/pdf, image/*] (a single string is not a list)")
+        if not isinstance(value, (list, tuple)):
+            return value
+        out: list[str] = []
+        for entry in value:
+            item = str(entry).strip().lower()
+            if not re.match(r"^(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$", item) or item.startswith("*/") and item != "*/*":
+                raise ValueError(f"{entry!r} is not a media type pattern (type/subtype, type/* or */*)")
+            if item not in out:
+                out.append(item)
+        return out
+
+
 class MailboxConfig(_Model):
     email: str
     enabled: bool = True
@@ -298,6 +331,10 @@ class MailboxConfig(_Model):
     participant_domain_denylist: list[str] = Field(
         default_factory=list,
         description="never mail with a participant in one of these domains or their subdomains; wins over the allowlists",
+    )
+    attachments: AttachmentsConfig = Field(
+        default_factory=AttachmentsConfig,
+        description="attachment content: {sync: true, max_bytes, content_types, include_inline, item_attachments}",
     )
 
     @field_validator("email")
