@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from exchange_sync import __version__
 from exchange_sync.comment import MAX_TEXT_CHARS, PROPERTY_NAME_PATTERN, TIMESTAMP_PATTERN
-from exchange_sync.api import buckets, page, routes
+from exchange_sync.api import attachments, buckets, page, routes
 from exchange_sync.api.errors import install_error_handlers
 from exchange_sync.api.gate import LOOPBACK_HOSTS, MAX_SYNC_BYTES, ApiGate
 from exchange_sync.store import SqlStore
@@ -68,7 +68,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def create_app(store: SqlStore, *, token: str | None, max_body_bytes: int = MAX_SYNC_BYTES,
-               allowed_hosts: frozenset[str] | None = None, comment_quota: int | None = None) -> FastAPI:
+               allowed_hosts: frozenset[str] | None = None, comment_quota: int | None = None,
+               attachments_url: str | None = None) -> FastAPI:
     """The API + comments page. ``token=None`` disables authentication (the CLI allows that only on
     a loopback address) and then only requests whose ``Host`` is a loopback name are answered
     (``allowed_hosts``, default ``LOOPBACK_HOSTS``: DNS rebinding). ``max_body_bytes`` is the sync
@@ -76,7 +77,9 @@ def create_app(store: SqlStore, *, token: str | None, max_body_bytes: int = MAX_
 
     No Swagger UI (it loads its scripts from a CDN): the OpenAPI document is at ``/openapi.json``,
     behind the token. ``comment_quota``: at most this many comments per source (and emails per
-    bucket); a sync or put past it is refused with 403 "Quota exceeded" (tests of ``comment_quota_hit``)."""
+    bucket); a sync or put past it is refused with 403 "Quota exceeded" (tests of ``comment_quota_hit``).
+    ``attachments_url``: the attachment store served at ``/api/v1/attachments/<sha256>`` (None: every
+    reference is 404)."""
     app = FastAPI(
         title="exchange-sync comments API",
         version=__version__,
@@ -87,9 +90,13 @@ def create_app(store: SqlStore, *, token: str | None, max_body_bytes: int = MAX_
     app.state.store = store
     app.state.api_token = token
     app.state.comment_quota = comment_quota
+    from exchange_sync.attachments import AttachmentStore
+
+    app.state.attachments = AttachmentStore(attachments_url) if attachments_url else None
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(buckets.router)
+    app.include_router(attachments.router)
     app.include_router(page.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     if token is None and allowed_hosts is None:

@@ -78,6 +78,10 @@ def api_command(
         "--comment-quota", min=0,
         help="Refuse syncs (bucket puts) past this many comments per source (emails per bucket) with 403 "
              "'Quota exceeded', as a tenant at its quota does (to try comment_quota_hit).")] = None,
+    attachments: Annotated[Optional[str], typer.Option(
+        "--attachments",
+        help="Attachment store served at /api/v1/attachments/<sha256> (local folder or fsspec URL). Default: "
+             "$EXCHANGE_SYNC_ATTACHMENTS_URL or <staging.url>/_attachments of the default staging folder.")] = None,
 ) -> None:
     """Serve the comments API (public Re:infer routes) and the read-only comments page at /.
 
@@ -124,7 +128,11 @@ def api_command(
     access.setLevel(logging.INFO)
     access.propagate = False
     try:
-        uvicorn.run(create_app(sql_store, token=token, comment_quota=comment_quota), host=host, port=port, log_level="info", lifespan="off",
+        from exchange_sync.attachments import attachments_url
+        from exchange_sync.config import DEFAULT_STAGING_URL
+
+        attachment_store = attachments or os.environ.get("EXCHANGE_SYNC_ATTACHMENTS_URL") or attachments_url(DEFAULT_STAGING_URL)
+        uvicorn.run(create_app(sql_store, token=token, comment_quota=comment_quota, attachments_url=attachment_store), host=host, port=port, log_level="info", lifespan="off",
                     access_log=False,  # ApiGate logs method, path and status; never a query string
                     # Over TLS uvicorn's graceful shutdown waited for closed connections forever (SIGTERM
                     # did not stop the server): in-flight requests get this long, then it exits.

@@ -107,6 +107,19 @@ def participant_filter(rt: Runtime, mailbox: str):
     return None
 
 
+def store_attachments(rt: Runtime, mailbox: str, staged_path: str, comments: list[ApiComment]) -> None:
+    """Attachment content (``mailboxes[].attachments.sync``): the bytes from the staged MIME into the
+    content-addressed store before the comments are loaded, so a loaded reference always has its file.
+    A mailbox without the option costs nothing and its comments are left as they are."""
+    from exchange_sync.attachments import AttachmentPolicy, AttachmentStore, attachments_url
+    from exchange_sync.attachments.load import attach_content
+
+    policy = next((AttachmentPolicy.of(mb.attachments) for mb in rt.config.mailboxes if mb.email == mailbox), None)
+    if policy is None:
+        return
+    attach_content(rt.staging, staged_path, comments, policy, AttachmentStore(attachments_url(rt.config.staging.url)))
+
+
 def open_session(rt: Runtime, mailbox: str):
     """The source's session of ``mailbox``; a Graph session of a filtered mailbox selects participants."""
     session = rt.source.open_mailbox(mailbox)
@@ -225,6 +238,8 @@ def load_batch(
         )
     crashpoint("before_load")
     staged = batch.comments_path.removesuffix(".comments") + ".parquet" if batch and batch.comments_path else None
+    if comments and staged:
+        store_attachments(rt, mailbox, staged, comments)
     counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date(), staged_path=staged)
     crashpoint("after_load")
     fallbacks = sum(1 for c in comments if (c.get("user_properties") or {}).get("string:Cleaning") == "fallback")

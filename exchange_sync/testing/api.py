@@ -32,10 +32,11 @@ def running_api(
     token: str | None = "test-token-0123456789abcdef",
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     comment_quota: int | None = None,
+    attachments_url: str | None = None,
 ) -> Iterator[ApiUnderTest]:
     """The API over a fresh ``SqlStore(db_url)``; ``wrap`` may put a fault-injecting middleware around it."""
     store = SqlStore(db_url)
-    app: ASGIApp = create_app(store, token=token, comment_quota=comment_quota)
+    app: ASGIApp = create_app(store, token=token, comment_quota=comment_quota, attachments_url=attachments_url)
     if wrap is not None:
         app = wrap(app)
     try:

@@ -23,6 +23,7 @@ import hashlib
 import mimetypes
 import quopri
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.parser import BytesParser
@@ -278,23 +279,30 @@ def _guess_name(ctype: str, index: int) -> str:
     return f"attachment-{index}{extension}"
 
 
+AttachmentSink = Callable[[AttachmentInfo, bytes], None]
+
+
 class _Walker:
-    def __init__(self, result: ParsedMail) -> None:
+    def __init__(self, result: ParsedMail, sink: AttachmentSink | None = None) -> None:
         self.result = result
         self.parts = 0
+        # Attachment content (exchange_sync.attachments): called with each attachment's decoded bytes,
+        # in the order of ``result.attachments``, so content is stored without a second decode.
+        self.sink = sink
 
     # -- leaves ----------------------------------------------------------------------------
     def attach(self, ctype: str, data: bytes, *, inline: bool, name: str | None) -> None:
         index = len(self.result.attachments) + 1
-        self.result.attachments.append(
-            AttachmentInfo(
-                name=name or _guess_name(ctype, index),
-                size=len(data),
-                content_type=ctype,
-                inline=inline,
-                sha256=hashlib.sha256(data).hexdigest(),
-            )
+        info = AttachmentInfo(
+            name=name or _guess_name(ctype, index),
+            size=len(data),
+            content_type=ctype,
+            inline=inline,
+            sha256=hashlib.sha256(data).hexdigest(),
         )
+        self.result.attachments.append(info)
+        if self.sink is not None:
+            self.sink(info, data)
 
     def _calendar(self, text: str) -> None:
         unfolded = re.sub(r"\r?\n[ \t]", "", text)
@@ -539,7 +547,7 @@ class _Walker:
         return pieces
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
+def parse_mail(raw: bytes, sink: AttachmentSink | None = None) -> ParsedMail:
     """Parse and walk a message; a structure the walk cannot read degrades to its raw text.
 
     Beyond ``MAX_PARSE_BYTES`` the rest is not parsed (``truncated``). Nesting so deep that the
@@ -555,7 +563,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         result = ParsedMail(message=message, headers=header_map(message), too_deep=True, truncated=truncated)
         return result
     result = ParsedMail(message=message, headers=header_map(message), truncated=truncated)
-    walker = _Walker(result)
+    walker = _Walker(result, sink)
     pieces = walker.walk(message)
     result.pieces[:0] = pieces  # TNEF bodies were appended during the walk; the MIME body comes first
     return result
