@@ -27,13 +27,17 @@ OPERATIONS = [
     "GET /api/_private/sources/{project}/{source}/comments",
     "PUT /api/_private/buckets/{owner}/{bucket}/emails",
     "GET /api/_private/buckets/{owner}/{bucket}/emails",
+    "GET /api/v1/attachments/{attachment_reference}",
 ]
 # An opaque continuation token matches its documented pattern and is still refused unless this
 # server issued it: "schema-valid yet rejected" is correct there.
 # The bucket route repeats the sync route's machinery (gate, limits, validation): fewer examples
 # keep its cost to a few seconds per backend.
-FEWER = {"PUT /api/_private/buckets/{owner}/{bucket}/emails": 15, "GET /api/_private/buckets/{owner}/{bucket}/emails": 15}
-NOT_CHECKED = {"GET /api/_private/sources/{project}/{source}/comments": [positive_data_acceptance]}
+FEWER = {"PUT /api/_private/buckets/{owner}/{bucket}/emails": 15, "GET /api/_private/buckets/{owner}/{bucket}/emails": 15,
+         "GET /api/v1/attachments/{attachment_reference}": 15}
+# A well-formed sha256 that nothing was stored under is a documented 404: valid yet rejected, too.
+NOT_CHECKED = {"GET /api/_private/sources/{project}/{source}/comments": [positive_data_acceptance],
+               "GET /api/v1/attachments/{attachment_reference}": [positive_data_acceptance]}
 
 
 @pytest.mark.parametrize("backend", DB_BACKENDS)

@@ -196,6 +196,7 @@ def test_openapi_served(api: ApiUnderTest) -> None:
         "/api/v1/sources/{project}/{source}/comments",
         "/api/_private/sources/{project}/{source}/comments",
         "/api/_private/buckets/{owner}/{bucket}/emails",
+        "/api/v1/attachments/{attachment_reference}",
     }
 
 
