@@ -122,3 +122,24 @@ def test_without_the_option_nothing_is_stored_and_comments_are_unchanged(ews, sy
     direct = email_to_comment(mail.mime, ExchangeMeta(mailbox="ap@example.com", folder_path="Inbox"))
     assert [a.model_dump() for a in comment.attachments] == [a.model_dump() for a in direct.attachments]
     assert STORED_PROPERTY not in comment.user_properties
+
+
+def test_attachment_options_are_validated_and_matched():
+    import pytest
+
+    from exchange_sync.attachments import AttachmentPolicy, is_sha256
+    from exchange_sync.config import AttachmentsConfig, ConfigError, parse_config
+
+    base = {"name": "x", "connection": {"server_url": "https://mail.example.com/EWS/Exchange.asmx", "auth": "basic",
+                                        "username": "u", "password": {"env": "P"}, "access_type": "delegate"}}
+    with pytest.raises(ConfigError, match=r"mailboxes\.0\.attachments\.content_types: 'pdf' is not a media type"):
+        parse_config({**base, "mailboxes": [{"email": "a@example.com", "attachments": {"sync": True, "content_types": ["pdf"]}}]})
+    with pytest.raises(ConfigError, match=r"mailboxes\.0\.attachments\.max_bytes"):
+        parse_config({**base, "mailboxes": [{"email": "a@example.com", "attachments": {"sync": True, "max_bytes": 0}}]})
+    assert AttachmentPolicy.of(AttachmentsConfig()) is None  # off by default: no cost, nothing stored
+    policy = AttachmentPolicy.of(AttachmentsConfig(sync=True, max_bytes=10, content_types=["Image/*", "application/pdf"]))
+    assert policy.reason_to_skip("image/PNG", 10, inline=False) is None
+    assert policy.reason_to_skip("image/png", 10, inline=True) == "inline"
+    assert policy.reason_to_skip("application/pdf", 11, inline=False) == "over max_bytes (11 > 10)"
+    assert policy.reason_to_skip("application/zip", 1, inline=False) == "content type not allowed"
+    assert is_sha256("a" * 64) and not is_sha256("A" * 64) and not is_sha256("../" + "a" * 61)
