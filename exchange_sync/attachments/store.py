@@ -65,16 +65,21 @@ class AttachmentStore:
             return False
         directory = path.rsplit("/", 1)[0]
         self.fs.makedirs(directory, exist_ok=True)
-        # The sidecar first: a data file that exists always has its metadata.
-        meta = json.dumps({"content_type": content_type, "name": name, "size": len(data)}).encode()
-        self._atomic(f"{path}.json", iter([memoryview(meta)]), None)
         view = memoryview(data)
         chunks = (view[offset:offset + CHUNK_BYTES] for offset in range(0, len(view), CHUNK_BYTES))
-        self._atomic(path, chunks, sha256)
+        tmp = self._write_tmp(directory, chunks, sha256)  # checked against its name before anything is visible
+        try:
+            # The sidecar before the data: a data file that exists always has its metadata.
+            meta = json.dumps({"content_type": content_type, "name": name, "size": len(view)}).encode()
+            self.fs.mv(self._write_tmp(directory, iter([memoryview(meta)]), None), f"{path}.json")
+            self.fs.mv(tmp, path)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
         return True
 
-    def _atomic(self, path: str, chunks: Iterator[memoryview], sha256: str | None) -> None:
-        tmp = f"{path.rsplit('/', 1)[0]}/.{uuid.uuid4().hex}.tmp"
+    def _write_tmp(self, directory: str, chunks: Iterator[memoryview], sha256: str | None) -> str:
+        tmp = f"{directory}/.{uuid.uuid4().hex}.tmp"
         digest = hashlib.sha256()
         try:
             with self.fs.open(tmp, "wb") as fh:
@@ -83,10 +88,11 @@ class AttachmentStore:
                     fh.write(chunk)
             if sha256 is not None and digest.hexdigest() != sha256:
                 raise ValueError("attachment bytes do not match their sha256")
-            self.fs.mv(tmp, path)
-        finally:
+        except BaseException:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
+            raise
+        return tmp
 
     def info(self, sha256: str) -> StoredInfo | None:
         """What is stored under ``sha256`` (None: unknown or not a hash)."""

@@ -143,3 +143,29 @@ def test_attachment_options_are_validated_and_matched():
     assert policy.reason_to_skip("application/pdf", 11, inline=False) == "over max_bytes (11 > 10)"
     assert policy.reason_to_skip("application/zip", 1, inline=False) == "content type not allowed"
     assert is_sha256("a" * 64) and not is_sha256("A" * 64) and not is_sha256("../" + "a" * 61)
+
+
+def test_store_on_an_fsspec_filesystem_writes_once_and_streams():
+    import hashlib
+    import uuid
+
+    from exchange_sync.attachments import AttachmentStore
+    from exchange_sync.attachments.store import CHUNK_BYTES
+
+    store = AttachmentStore(f"memory://att-{uuid.uuid4().hex}")  # fsspec's in-memory filesystem (object-storage shaped)
+    data = bytes(range(256)) * (CHUNK_BYTES // 256 * 2 + 3)
+    sha = hashlib.sha256(data).hexdigest()
+    assert store.put(sha, data, content_type="application/pdf", name="a.pdf") is True
+    assert store.put(sha, data, content_type="application/pdf", name="b.pdf") is False  # never written twice
+    info = store.info(sha)
+    assert (info.size, info.content_type, info.name) == (len(data), "application/pdf", "a.pdf")
+    chunks = list(store.iter_bytes(sha))
+    assert len(chunks) == 3 and b"".join(chunks) == data
+    assert store.info("0" * 64) is None and store.info("../x") is None
+    try:
+        store.put("1" * 64, b"other bytes", content_type="text/plain", name="x")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("bytes that do not match their name must not be stored")
+    assert not [p for p in store.fs.find(store.root) if "1" * 64 in p or p.endswith(".tmp")]  # nothing left behind
