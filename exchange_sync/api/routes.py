@@ -112,7 +112,7 @@ def get_comment(
     comment_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
     request: Request,
 ) -> JSONResponse:
-    comment = _store(request).get_comment(comment_id, source=source_key(project, source))
+    comment = _store(request).get_comment(comment_id, source=source_key(project, source)) if _storable(comment_id) else None
     if comment is None:
         raise ApiError(404, f"comment {comment_id!r} not found in {project}/{source}")
     return JSONResponse({"status": "ok", "comment": comment.to_api()})
@@ -126,8 +126,16 @@ def delete_comments(
     ids: Annotated[list[str], Query(alias="id", min_length=1, max_length=MAX_DELETE_IDS)],
 ) -> OkResponse:
     """Delete comments by id (``?id=a&id=b``); unknown ids are ignored."""
-    _store(request).delete_comments(ids, source=source_key(project, source))
+    known = [i for i in ids if _storable(i)]
+    if known:
+        _store(request).delete_comments(known, source=source_key(project, source))
     return OkResponse()
+
+
+def _storable(comment_id: str) -> bool:
+    """An id with a NUL character cannot be a stored comment's (PostgreSQL text refuses NUL; the
+    database would answer an error, not "no such comment"): unknown, without asking the store."""
+    return "\x00" not in comment_id
 
 
 @router.get("/api/_private/sources/{project}/{source}/comments", response_model=CommentListResponse)

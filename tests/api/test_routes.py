@@ -107,6 +107,12 @@ def test_delete(api: ApiUnderTest) -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert [c.id for c in api.store.list_comments("acme/emails")[0]] == [comment_id(1)]
     _error(requests.delete(f"{api.url}{SRC}/comments", headers=api.headers(), timeout=30), 400)
+    # A NUL in an id (found by the fuzz test: PostgreSQL text refuses NUL, the route answered 500)
+    # names no comment: ignored like any unknown id, and a GET of it is a 404.
+    response = requests.delete(f"{api.url}{SRC}/comments", params=[("id", "a\x00b"), ("id", comment_id(1))],
+                               headers=api.headers(), timeout=30)
+    assert response.status_code == 200 and api.store.list_comments("acme/emails")[0] == []
+    _error(requests.get(f"{api.url}{SRC}/comments/ab%00cd", headers=api.headers(), timeout=30), 404)
 
 
 def _with(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
