@@ -139,7 +139,8 @@ def test_custom_run_through_the_prefect_ui(ui_server, ews, password, tmp_path):
                           "Verify the server certificate", "CA bundle", "Cipher suites", "Minimum TLS version",
                           "Maximum TLS version", "Mailboxes", "Email address", "Start time", "Folders to sync",
                           "Folders to skip", "Destination", "Kind", "URL"):
-                assert _field(page, title).count() >= 1, title
+                # Waits: the form renders after "networkidle" (a bare count() raced it under load).
+                expect(_field(page, title).first).to_be_attached(timeout=60_000)
             server = _field(page, "Exchange server URL").locator("textarea").first
             assert server.input_value() == ews.url
             mailboxes = _field(page, "Mailboxes").first.locator(".p-draggable-list__item")
