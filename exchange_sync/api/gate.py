@@ -13,7 +13,10 @@ In this order, and before a single byte of the body is read:
    413 without reading; otherwise the body is read here, counted while it streams in, and refused
    with 413 the moment it passes the limit. The sync route also refuses a body with more JSON
    separators than ``MAX_SYNC_JSON_VALUES`` (each JSON value costs ~50-100 bytes once parsed: this
-   bounds the parsed size of a body however it is shaped). At most ``SYNC_PARSE_SLOTS`` sync bodies
+   bounds the parsed size of a body however it is shaped). An attachment upload
+   (``PUT /api/_private/sources/id:.../attachments/<i>``, 32 MiB) with a declared ``Content-Length``
+   within the limit is passed through unread (the server reads no more than declared and the route
+   spools the multipart part to a temporary file): it is never held whole in memory here. At most ``SYNC_PARSE_SLOTS`` sync bodies
    are read and parsed at once; the others wait their turn.
 
 The body that passed is handed to the application from memory, so FastAPI's own parsing never
@@ -46,11 +49,14 @@ MIB = 1024 * KIB
 MAX_SYNC_BYTES = 16 * MIB
 MAX_SYNC_JSON_VALUES = 1_000_000
 MAX_LOGIN_BYTES = 16 * KIB
+# One attachment upload (multipart, one file): the default attachments.max_bytes (25 MiB) and room.
+MAX_ATTACHMENT_UPLOAD_BYTES = 32 * MIB
 MAX_OTHER_BYTES = 64 * KIB  # no other route takes a body; a small one is tolerated and ignored
 SYNC_PARSE_SLOTS = 2
 
 _SYNC_PATH = re.compile(r"^/api/v1/sources/[^/]+/[^/]+/sync/?$")
 _BUCKET_EMAILS_PATH = re.compile(r"^/api/_private/buckets/[^/]+/[^/]+/emails/?$")
+_ATTACHMENT_UPLOAD_PATH = re.compile(r"^/api/_private/sources/id:[^/]+/comments/[^/]+/attachments/[^/]+/?$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -59,6 +65,8 @@ def route_limit(method: str, path: str) -> int:
         return MAX_SYNC_BYTES
     if method == "PUT" and _BUCKET_EMAILS_PATH.match(path):  # raw emails: the sync route's limits
         return MAX_SYNC_BYTES
+    if method == "PUT" and _ATTACHMENT_UPLOAD_PATH.match(path):
+        return MAX_ATTACHMENT_UPLOAD_BYTES
     if method == "POST" and path == "/login":
         return MAX_LOGIN_BYTES
     return MAX_OTHER_BYTES
@@ -188,6 +196,11 @@ class ApiGate:
             if size > limit:
                 await error_response(413, f"request body larger than {limit} bytes")(scope, receive, send)
                 return
+        if declared is not None and scope["method"] == "PUT" and _ATTACHMENT_UPLOAD_PATH.match(scope["path"]):
+            # An upload with a declared length within the limit streams through (the server reads no
+            # more than Content-Length); the application spools it, so it is never whole in memory here.
+            await self.app(scope, receive, send)
+            return
         is_sync = limit == self.max_sync_bytes and scope["method"] in ("POST", "PUT")
         if not is_sync:
             await self._forward(scope, receive, send, limit, count_values=False)

@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 
@@ -30,6 +30,13 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 def is_sha256(value: str) -> bool:
     """64 lowercase hex digits: the only names the store reads or writes (no path traversal)."""
     return bool(_SHA256_RE.match(value))
+
+
+def upload_key(comment_id: str, index: int) -> str:
+    """A ledger id for (comment, attachment index) that fits the ledger's 1024 characters."""
+    if len(comment_id) > 1000:
+        comment_id = "sha256:" + hashlib.sha256(comment_id.encode("utf-8")).hexdigest()
+    return f"{comment_id}#{index}"
 
 
 def attachments_url(staging_url: str) -> str:
@@ -78,6 +85,41 @@ class AttachmentStore:
                 self.fs.rm(tmp)
         return True
 
+    def put_stream(self, fileobj: BinaryIO, *, content_type: str, name: str) -> tuple[StoredInfo, bool]:
+        """Store what ``fileobj`` holds, read ``CHUNK_BYTES`` at a time and hashed on the way (for
+        uploads, whose hash is not known in advance); returns what is stored and whether it was new."""
+        self.fs.makedirs(self.root, exist_ok=True)
+
+        def chunks() -> Iterator[memoryview]:
+            while chunk := fileobj.read(CHUNK_BYTES):
+                yield memoryview(chunk)
+
+        digest = hashlib.sha256()
+        size = 0
+
+        def hashed() -> Iterator[memoryview]:
+            nonlocal size
+            for chunk in chunks():
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        tmp = self._write_tmp(self.root, hashed(), None)
+        sha256 = digest.hexdigest()
+        path = self._path(sha256)
+        try:
+            if self.fs.exists(path):
+                return StoredInfo(sha256, size, content_type, name), False
+            directory = path.rsplit("/", 1)[0]
+            self.fs.makedirs(directory, exist_ok=True)
+            meta = json.dumps({"content_type": content_type, "name": name, "size": size}).encode()
+            self.fs.mv(self._write_tmp(directory, iter([memoryview(meta)]), None), f"{path}.json")
+            self.fs.mv(tmp, path)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+        return StoredInfo(sha256, size, content_type, name), True
+
     def _write_tmp(self, directory: str, chunks: Iterator[memoryview], sha256: str | None) -> str:
         tmp = f"{directory}/.{uuid.uuid4().hex}.tmp"
         digest = hashlib.sha256()
@@ -107,6 +149,10 @@ class AttachmentStore:
             return None
         return StoredInfo(sha256, size, str(meta.get("content_type") or "application/octet-stream"),
                           str(meta.get("name") or sha256))
+
+    def open(self, sha256: str):
+        """The stored file, open for reading (binary)."""
+        return self.fs.open(self._path(sha256), "rb")
 
     def iter_bytes(self, sha256: str) -> Iterator[bytes]:
         """The stored bytes, ``CHUNK_BYTES`` at a time (never the whole file in memory)."""

@@ -18,6 +18,9 @@ Counts (and so usage units) are the API's own answer. Retries: 429, 409 and 5xx 
 errors) with exponential backoff, honouring ``Retry-After``; a replayed batch is harmless because
 sync is idempotent. A 413 splits the batch. 401/403 fail at once with ``ReinferAuthError``, a
 refusal for quota with ``ReinferQuotaError`` (``reinfer_http``: shared with the bucket destination).
+
+Attachment content (``upload_attachments``, after a page's sync, for mailboxes with
+``attachments.sync``): ``reinfer_attachments``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from exchange_sync.destinations.reinfer_http import (
     api_message as _api_message,
     retry_after_seconds as _retry_after_seconds,
 )
+from exchange_sync.destinations.reinfer_attachments import AttachmentUploads, UploadCounts
 from exchange_sync.store import LedgerEntry, SqlStore, SyncCounts
 from exchange_sync.store import textpolicy
 
@@ -94,6 +98,7 @@ class ReinferDestination(ReinferHttp):
         self.max_bytes = max_bytes
         self.lookup_workers = lookup_workers
         self.ledger_key = f"reinfer:{self.base_url}/{project}/{source}"
+        self._uploads: AttachmentUploads | None = None
 
     def __repr__(self) -> str:  # never the token
         return f"ReinferDestination({self.base_url!r}, {self.project!r}, {self.source!r})"
@@ -198,3 +203,10 @@ class ReinferDestination(ReinferHttp):
         for batch in self._batches(list(prepared.values())):
             total = total + self._send(batch)
         return total
+
+    def upload_attachments(self, comments: Sequence[Comment | ApiComment], store: Any) -> UploadCounts:
+        """Upload the stored attachments of ``comments`` (already synced), each (comment, index,
+        sha256) once: see ``reinfer_attachments``. ``store``: the ``AttachmentStore`` they are in."""
+        if self._uploads is None:
+            self._uploads = AttachmentUploads(self, self.project, self.source, self.ledger)
+        return self._uploads.upload([api_form(c) for c in comments], store)

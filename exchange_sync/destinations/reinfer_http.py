@@ -20,6 +20,7 @@ import email.utils
 import logging
 import threading
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -116,14 +117,21 @@ class ReinferHttp:
             return min(exc.retry_after, self.backoff_max)
         return min(self.backoff_base * 2 ** (state.attempt_number - 1), self.backoff_max)
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One request with retries; returns a response with a non-retryable status."""
+    def _request(self, method: str, url: str, *, body: Callable[[], Any] | None = None, **kwargs: Any) -> requests.Response:
+        """One request with retries; returns a response with a non-retryable status. ``body``: a
+        factory of a fresh (streamed) request body per attempt, closed after it (a retry re-reads)."""
 
         def attempt() -> requests.Response:
+            data = body() if body is not None else None
             try:
+                if data is not None:
+                    kwargs["data"] = data
                 response = self._session().request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise _Retryable(f"{type(exc).__name__} talking to {self.base_url}") from exc
+            finally:
+                if data is not None and hasattr(data, "close"):
+                    data.close()
             status = response.status_code
             if status in QUOTA_STATUSES or status in RETRY_STATUSES or status == 401:
                 message = api_message(response)

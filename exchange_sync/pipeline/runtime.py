@@ -25,6 +25,8 @@ class Loader:
     Remote destinations: load first, then commit state and usage to the state database; a crash
     in between replays the page, which the destination answers as ``unchanged`` (idempotent).
     A bucket destination (``reinfer_bucket``) loads the page's staged raw MIME, one email per comment.
+    The ``reinfer`` destination then uploads the page's stored attachment content (mailboxes with
+    ``attachments.sync``), after the comments were synced, before the watermark is committed.
     """
 
     def __init__(self, config: IntegrationConfig, state: SqlStore) -> None:
@@ -64,10 +66,18 @@ class Loader:
             counts = self._load_bucket(comments, staged_path)
         else:
             counts = self.remote.sync(comments, freeze_text=True) if comments else SyncCounts()
+            if comments and self._uploads_attachments(mailbox):
+                from exchange_sync.attachments import AttachmentStore, attachments_url
+
+                self.remote.upload_attachments(comments, AttachmentStore(attachments_url(self.config.staging.url)))
         if folder_state is not None:
             self.state.set_folder_state(folder_state)
         self.state.record_usage(usage, counts)
         return counts
+
+    def _uploads_attachments(self, mailbox: str) -> bool:
+        """The Re:infer destination uploads stored attachment content for a mailbox with attachments.sync."""
+        return any(mb.email == mailbox and mb.attachments.sync for mb in self.config.mailboxes)
 
     def _load_bucket(self, comments: Sequence[Comment | ApiComment], staged_path: str | None) -> SyncCounts:
         if not comments:

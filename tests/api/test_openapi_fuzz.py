@@ -28,16 +28,25 @@ OPERATIONS = [
     "PUT /api/_private/buckets/{owner}/{bucket}/emails",
     "GET /api/_private/buckets/{owner}/{bucket}/emails",
     "GET /api/v1/attachments/{attachment_reference}",
+    "GET /api/v1/sources/{project}/{source}",
+    "PUT /api/_private/sources/id:{source_id}/comments/{comment_id}/attachments/{attachment_index}",
+    "GET /api/_private/sources/id:{source_id}/comments/{comment_id}/attachments",
 ]
 # An opaque continuation token matches its documented pattern and is still refused unless this
 # server issued it: "schema-valid yet rejected" is correct there.
 # The bucket route repeats the sync route's machinery (gate, limits, validation): fewer examples
 # keep its cost to a few seconds per backend.
 FEWER = {"PUT /api/_private/buckets/{owner}/{bucket}/emails": 15, "GET /api/_private/buckets/{owner}/{bucket}/emails": 15,
-         "GET /api/v1/attachments/{attachment_reference}": 15}
-# A well-formed sha256 that nothing was stored under is a documented 404: valid yet rejected, too.
+         "GET /api/v1/attachments/{attachment_reference}": 15, "GET /api/v1/sources/{project}/{source}": 15,
+         "PUT /api/_private/sources/id:{source_id}/comments/{comment_id}/attachments/{attachment_index}": 15,
+         "GET /api/_private/sources/id:{source_id}/comments/{comment_id}/attachments": 15}
+# A well-formed sha256 that nothing was stored under is a documented 404: valid yet rejected, too;
+# so is an upload to, or the uploads of, a comment that does not exist.
 NOT_CHECKED = {"GET /api/_private/sources/{project}/{source}/comments": [positive_data_acceptance],
-               "GET /api/v1/attachments/{attachment_reference}": [positive_data_acceptance]}
+               "GET /api/v1/attachments/{attachment_reference}": [positive_data_acceptance],
+               "PUT /api/_private/sources/id:{source_id}/comments/{comment_id}/attachments/{attachment_index}":
+                   [positive_data_acceptance],
+               "GET /api/_private/sources/id:{source_id}/comments/{comment_id}/attachments": [positive_data_acceptance]}
 
 
 @pytest.mark.parametrize("backend", DB_BACKENDS)

@@ -203,6 +203,9 @@ def test_openapi_served(api: ApiUnderTest) -> None:
         "/api/_private/sources/{project}/{source}/comments",
         "/api/_private/buckets/{owner}/{bucket}/emails",
         "/api/v1/attachments/{attachment_reference}",
+        "/api/v1/sources/{project}/{source}",
+        "/api/_private/sources/id:{source_id}/comments/{comment_id}/attachments/{attachment_index}",
+        "/api/_private/sources/id:{source_id}/comments/{comment_id}/attachments",
     }
 
 
