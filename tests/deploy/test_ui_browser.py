@@ -148,15 +148,19 @@ def test_custom_run_through_the_prefect_ui(ui_server, ews, password, tmp_path):
             # Remove the second mailbox (the item's delete button), then submit the custom run.
             mailboxes.nth(1).locator(".schema-form-property-array-item__control").first.locator(":scope > button").click()
             expect(mailboxes).to_have_count(1)  # waits for the form to re-render (a bare count() raced it)
-            page.get_by_role("button", name="Submit").click()
+            submit = page.get_by_role("button", name="Submit")
+            expect(submit).to_be_enabled()
+            submit.click()
             run = None
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # the UI's request under CI load
             while run is None and time.monotonic() < deadline:
                 runs = httpx.post(f"{api}/flow_runs/filter", json={"deployments": {"id": {"any_": [dep["id"]]}}},
                                   timeout=30).json()
                 run = next((r for r in runs if len(r["parameters"].get("mailboxes", [])) == 1), None)
                 time.sleep(1)
-            assert run is not None, "the custom run was not created"
+            assert run is not None, ("the custom run was not created", page.url,
+                                     [len(r["parameters"].get("mailboxes", [])) for r in runs],
+                                     page.inner_text("body")[:1500])
             assert [m["email"] for m in run["parameters"]["mailboxes"]] == ["a1@example.com"]
             deadline = time.monotonic() + 300
             while True:

@@ -47,14 +47,13 @@ if __name__ == "__main__":
 
 
 def test_a_page_of_large_messages_stays_within_a_memory_bound(ews, tmp_path):
-    count, size_mb = 6, 16
+    count, size_mb = 48, 4
     srv = ews(["ap@example.com="])
     for n in range(count):
         srv.add_message("ap@example.com", big_mime(n, size_mb))
     # All of them in one SyncFolderItems page and, by count, in one GetItem request.
-    # One connection: GetItem requests in flight at once (up to connections_per_server, each up to
-    # GETITEM_MAX_BYTES or one item) would make the peak depend on the server's timing (669 MB seen
-    # under load with 4); the bound under test is the page's, not the connection count's.
+    # One connection: one GetItem in flight (up to connections_per_server may be); the bound under
+    # test is the page's, not the connection count's.
     data = make_config(srv, tmp_path, ["ap@example.com"], transform_workers=0, batch_size=512, fetch_chunk_size=64,
                        concurrency={"connections_per_server": 1})
     config = tmp_path / "config.json"
@@ -65,8 +64,10 @@ def test_a_page_of_large_messages_stays_within_a_memory_bound(ews, tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["ok"] and result["items"] == count
     assert len(all_comments(data)) == count
-    # 96 MB of mail in the page (428 MB peak measured; cut by count, one GetItem would hold all of it: ~0.9 GB); the bound leaves room for the interpreter, exchangelib, Arrow and
-    # one group in flight (GetItem answer, its parse and decode, the transform of one message).
-    assert result["peak_mb"] < 600, result
+    # 192 MB of mail in the page: 433 MB peak measured on an idle machine, up to ~670 MB seen under CI
+    # load (allocator arenas); cut by count, the page would be one GetItem holding all of it several
+    # times over (its XML, the parsed tree, the decoded bytes: well over 1 GB). The bound leaves room for
+    # the interpreter, exchangelib, Arrow and one byte-bounded group in flight.
+    assert result["peak_mb"] < 1000, result
     requests = [e for e in srv.log() if e["operation"] == "GetItem"]
-    assert len(requests) == count  # one large item per GetItem request
+    assert len(requests) >= count // 2  # at most GETITEM_MAX_BYTES (8 MB) of items per GetItem
