@@ -91,6 +91,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+
+def _classified(hub: Any, mailbox: str, exc: BaseException) -> tuple[str, str]:
+    """(verdict, reason) of a failed notification request; a folder gone makes the mailbox's next
+    sync rediscover its folders."""
+    if isinstance(exc, ews.ErrorFolderNotFound):
+        hub.hint(mailbox, None, refresh_folders=True)
+    return getattr(exc, "verdict", None) or classify(exc), getattr(exc, "reason_text", None) or describe(exc)
+
 class Backoff:
     """Doubling waits with jitter (tenacity), reset after a success; never below the server's hint."""
 
@@ -208,10 +216,7 @@ class StreamGroup:
             service = StreamingSubscribe(account=self.hub.account(member.mailbox), group=self.group)
             member.subscription_id = service.subscribe(member.folder_ids)
         except Exception as exc:  # noqa: BLE001 - classified
-            verdict = getattr(exc, "verdict", None) or classify(exc)
-            why = getattr(exc, "reason_text", None) or describe(exc)
-            if isinstance(exc, ews.ErrorFolderNotFound):
-                self.hub.hint(member.mailbox, None, refresh_folders=True)
+            verdict, why = _classified(self.hub, member.mailbox, exc)
             if verdict == "fatal":
                 self.hub.fatal("invalid_exchange_credentials", f"Subscribe for {member.mailbox}: {why}")
             elif verdict == "skip":
@@ -422,10 +427,7 @@ class PullWatcher:
                     break
             member.backoff.reset()
         except Exception as exc:  # noqa: BLE001 - classified
-            verdict = getattr(exc, "verdict", None) or classify(exc)
-            why = getattr(exc, "reason_text", None) or describe(exc)
-            if isinstance(exc, ews.ErrorFolderNotFound):
-                self.hub.hint(member.mailbox, None, refresh_folders=True)
+            verdict, why = _classified(self.hub, member.mailbox, exc)
             if verdict == "fatal":
                 self.hub.fatal("invalid_exchange_credentials", f"pull notifications for {member.mailbox}: {why}")
             elif verdict == "skip":
