@@ -183,7 +183,7 @@ def _proxied(url: str) -> bool:
 def probe_tls(url: str, ctx: ssl.SSLContext, timeout_s: float) -> TlsInfo:
     """One TCP connection and TLS handshake to ``url``'s host with ``ctx`` (nothing is sent after the
     handshake). Raises ServerUnavailable / TlsError (``exchange_sync.source.errors``) with a plain message."""
-    from exchange_sync.source.errors import ServerUnavailable, TlsError, tls_error_from
+    from exchange_sync.sources import ServerUnavailable, TlsError, tls_error_from
 
     host, port, server = _host_port(url)
     try:
@@ -215,7 +215,7 @@ def probe_tls(url: str, ctx: ssl.SSLContext, timeout_s: float) -> TlsInfo:
 
 def _probe(server: ServerCheck, url: str, ctx: ssl.SSLContext, timeout_s: float) -> bool:
     """Fill ``server.tls``; False (with ``server.error``) when the server cannot be reached."""
-    from exchange_sync.source.errors import SourceError
+    from exchange_sync.sources import SourceError
 
     if urlsplit(url).scheme != "https":
         server.tls_note = "plain http: no TLS"
@@ -254,8 +254,8 @@ class _Outcome:
 
 
 def _check_mailbox(open_mailbox: Callable[[str], Any], mb: MailboxConfig, scrub: _Scrubber) -> _Outcome:
-    from exchange_sync.source.errors import SourceError
-    from exchange_sync.source.folders import select_mail_folders
+    from exchange_sync.sources import SourceError
+    from exchange_sync.sources.folders import select_mail_folders
 
     session = None
     try:
@@ -347,9 +347,10 @@ def _ews_version(outcomes: list[_Outcome]) -> tuple[str | None, str | None]:
 
 
 def check_ews(config: IntegrationConfig) -> CheckReport:
-    from exchange_sync.source import EwsSource, SourceError
-    from exchange_sync.source.errors import redact_url
-    from exchange_sync.source.tls import build_ssl_context
+    from exchange_sync.sources.ews import EwsSource
+    from exchange_sync.sources import SourceError
+    from exchange_sync.sources import redact_url
+    from exchange_sync.sources.tls import build_ssl_context
 
     conn = config.connection
     assert isinstance(conn, EwsConnection)
@@ -382,10 +383,10 @@ def _graph_version(graph_url: str) -> str:
 
 
 def check_graph(config: IntegrationConfig) -> CheckReport:
-    from exchange_sync.graph import GraphSource
-    from exchange_sync.graph.source import credential_for
-    from exchange_sync.source import SourceError
-    from exchange_sync.source.tls import build_ssl_context
+    from exchange_sync.sources.graph import GraphSource
+    from exchange_sync.sources.graph.source import credential_for
+    from exchange_sync.sources import SourceError
+    from exchange_sync.sources.tls import build_ssl_context
 
     conn = config.connection
     assert isinstance(conn, GraphConnection)

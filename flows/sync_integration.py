@@ -410,7 +410,7 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
                     if isinstance(result, BaseException):  # the task raised
                         raise result
                 except Exception as exc:  # noqa: BLE001 - classified below
-                    from exchange_sync.source import InvalidCredentials
+                    from exchange_sync.sources import InvalidCredentials
 
                     if isinstance(exc, InvalidCredentials):
                         credentials_error = exc

@@ -1,14 +1,13 @@
-"""Folder-list and server-version cache: what makes a no-change poll one SyncFolderItems per folder.
+"""Folder-list cache: what makes a no-change poll one sync request per folder.
 
-Without it every run sends, per mailbox, GetFolder + FindFolder (folder discovery) and, per source
-without a configured ``exchange_version``, a ConvertId (exchangelib's version probe). The cache
+Without it every run sends, per mailbox, the folder discovery requests (EWS: GetFolder + FindFolder).
+(The EWS server version is cached by the source itself: ``sources/ews/version_cache.py``.) The cache
 keeps in the checkpoint database:
 
 - per mailbox, the full folder list (every folder under msgfolderroot, before allow/deny lists are
   applied, so a configuration change needs no refresh) with its ``refreshed_at``. It is rediscovered
   when older than ``folder_refresh_minutes`` (0 = every run), when a cached folder is gone on the
   server (SyncFolderItems answers ErrorFolderNotFound), or on demand (``forget_folders``).
-- per endpoint, the server version learnt by the first probe (re-probed after ``VERSION_MAX_AGE``).
 
 A stale list can only miss folders *created* since the refresh (picked up at the next refresh) or
 hold folders deleted since (detected by the failing sync, which triggers a refresh). Folder ids
@@ -24,13 +23,10 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 from exchange_sync.config import IntegrationConfig
-from exchange_sync.source.models import FolderInfo
+from exchange_sync.sources.models import FolderInfo
 from exchange_sync.store import SqlStore
 
 log = logging.getLogger("exchange_sync.pipeline")
-
-VERSION_MAX_AGE = timedelta(days=1)
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -84,27 +80,3 @@ def forget_folders(config: IntegrationConfig, mailbox: str | None = None) -> int
         return FolderCache(store, config).forget(mailbox.lower() if mailbox else None)
     finally:
         store.close()
-
-
-# ---- server version --------------------------------------------------------------------------
-def cached_version(store: SqlStore, config: IntegrationConfig) -> tuple[str, str | None] | None:
-    """The EWS API version (e.g. "Exchange2016") and the build the server reported (e.g. "15.1.2507.6")
-    learnt earlier for this endpoint, if recent."""
-    row = store.get_server_info(config.name, config.connection.server_url)
-    if row is None:
-        return None
-    data, learned_at = row
-    if _now() - learned_at >= VERSION_MAX_AGE:
-        return None
-    try:
-        info = json.loads(data)
-    except ValueError:
-        return None
-    api_version = info.get("api_version") if isinstance(info, dict) else None
-    return (api_version, info.get("build") or None) if api_version else None
-
-
-def remember_version(store: SqlStore, config: IntegrationConfig, api_version: str, build: str | None) -> None:
-    store.put_server_info(
-        config.name, config.connection.server_url, json.dumps({"api_version": api_version, "build": build}), _now()
-    )

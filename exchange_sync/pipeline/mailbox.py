@@ -307,9 +307,8 @@ def sync_mailbox(
 def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, mode: Mode, start: datetime | None,
                   end: datetime | None, progress: ProgressFn | None, folders: Collection[str] | None,
                   stop: threading.Event | None = None) -> MailboxReport:
-    from exchange_sync.source import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied,
-                                      MailboxNotFound, SourceError)
-    from exchange_sync.source.folders import select_mail_folders
+    from exchange_sync.sources import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied, MailboxNotFound, SourceError)
+    from exchange_sync.sources.folders import select_mail_folders
 
     steps = steps or PlainSteps()
     progress = progress or _report_progress

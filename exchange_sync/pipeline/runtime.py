@@ -13,6 +13,7 @@ from datetime import date
 
 from exchange_sync.comment import ApiComment, Comment
 from exchange_sync.config import IntegrationConfig, ReinferBucketDestination, ReinferDestination, StoreDestination
+from exchange_sync.sources import Source, open_source
 from exchange_sync.staging import Staging
 from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
 
@@ -128,7 +129,7 @@ class Runtime:
     state: SqlStore
     loader: Loader
     staging: Staging
-    _source: object | None = None
+    _source: Source | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _transformer: object | None = None
 
@@ -138,8 +139,8 @@ class Runtime:
         return cls(config=config, state=state, loader=Loader(config, state), staging=Staging(config.staging.url))
 
     @property
-    def source(self):
-        """The Exchange source, created on first use (secrets are resolved here, not earlier)."""
+    def source(self) -> Source:
+        """The mail source (``sources.registry``), created on first use (secrets are resolved here, not earlier)."""
         with self._lock:
             if self._source is None:
                 self._source = open_source(self.config, self.loader.checkpoints)
@@ -165,62 +166,5 @@ class Runtime:
         if self._transformer is not None:
             self._transformer.close()
         if self._source is not None:
-            _remember_version(self.config, self._source, self.loader.checkpoints)
             self._source.close()
         self.loader.close()
-
-
-def open_source(config: IntegrationConfig, checkpoints: SqlStore | None = None):
-    """The extraction source for ``config.connection`` (dispatch on its ``kind``).
-
-    ``checkpoints``: the database with what earlier runs learnt about the server (EWS: its version,
-    which saves exchangelib's ConvertId probe on every run).
-    """
-    kind = getattr(config.connection, "kind", "ews")
-    opener = _SOURCE_OPENERS.get(kind)
-    if opener is None:
-        raise ValueError(f"no source for connection kind {kind!r}")
-    return opener(config, checkpoints)
-
-
-def _open_ews(config: IntegrationConfig, checkpoints: SqlStore | None):
-    from exchange_sync.source import EwsSource
-
-    conn = config.connection
-    secret_ref = conn.password if conn.auth in ("ntlm", "basic") else conn.client_secret
-    secret = secret_ref.resolve() if secret_ref is not None else None
-    hint = None
-    if checkpoints is not None and not conn.exchange_version:
-        from exchange_sync.pipeline.folder_cache import cached_version
-
-        hint = cached_version(checkpoints, config)
-    return EwsSource(conn, secret, max_connections=config.concurrency.connections_per_server,
-                     fetch_chunk_size=config.fetch_chunk_size, version_hint=hint[0] if hint else None,
-                     build_hint=hint[1] if hint else None)
-
-
-# connection.kind -> opener(config, checkpoints). A new source (e.g. Microsoft Graph) adds an entry.
-def _open_graph(config: IntegrationConfig, checkpoints: SqlStore | None):
-    from exchange_sync.graph import GraphSource
-
-    return GraphSource.from_config(config)
-
-
-_SOURCE_OPENERS = {"ews": _open_ews, "graph": _open_graph}
-
-
-def _remember_version(config: IntegrationConfig, source, checkpoints: SqlStore) -> None:
-    learned = getattr(source, "learned_version", None)
-    if learned is None or getattr(config.connection, "exchange_version", None):
-        return
-    try:
-        version = learned()
-        if version is not None:
-            from exchange_sync.pipeline.folder_cache import cached_version, remember_version
-
-            if cached_version(checkpoints, config) != version:
-                remember_version(checkpoints, config, version[0], version[1])
-    except Exception:  # noqa: BLE001 - a cache write must never fail a run
-        import logging
-
-        logging.getLogger("exchange_sync.pipeline").warning("could not cache the server version", exc_info=True)

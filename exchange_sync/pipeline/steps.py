@@ -75,7 +75,7 @@ def _reject(rt: Runtime, mailbox: str, folder, refs_by_id: dict, failed: dict[st
 
 
 def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, session, folder) -> tuple[str | None, int, int]:
-    from exchange_sync.source.models import size_chunks
+    from exchange_sync.sources.models import size_chunks
 
     if not refs:
         return None, 0, 0

@@ -213,7 +213,6 @@ def split_signature(text: str, sender_name: str | None = None) -> SignatureSplit
     if not lines:
         return SignatureSplit("", "")
     starts: list[int] = []
-    tail_start = _nonblank_tail_start(lines, _TAIL_LINES)
 
     disclaimer = _disclaimer_start(lines)
     if disclaimer is not None:

@@ -33,7 +33,7 @@ import requests
 from exchangelib import errors as ews
 from tenacity import wait_exponential_jitter
 
-from exchange_sync.source.errors import REJECTED
+from exchange_sync.sources.ews.errors import REJECTED
 from exchange_sync.watch.ews_services import (
     AffinityGroup,
     GroupUnsubscribe,

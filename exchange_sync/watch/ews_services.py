@@ -24,7 +24,7 @@ from exchangelib.services import GetEvents, GetStreamingEvents, Unsubscribe
 from exchangelib.services.subscribe import SubscribeToPull, SubscribeToStreaming
 from exchangelib.util import MNS, add_xml_child, create_element
 
-from exchange_sync.source.services import folder_id_elem
+from exchange_sync.sources.ews.services import folder_id_elem
 
 # Item events that can change what a folder sync returns. FreeBusyChangedEvent is calendar-only.
 EVENT_TYPES = ("NewMailEvent", "CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "CopiedEvent")

@@ -119,15 +119,12 @@ class Watcher:
         connection for up to 30 minutes, which must not take the syncs' connections."""
         with self.lock:
             if self._notify_source is None:
-                from exchange_sync.pipeline.folder_cache import cached_version
-                from exchange_sync.source import EwsSource
+                from exchange_sync.sources.ews import EwsSource
 
-                conn = self.config.connection
-                hint = None if conn.exchange_version else cached_version(self.rt.loader.checkpoints, self.config)
                 groups = max(1, -(-len(self.by_email) // self.cfg.mailboxes_per_connection))
-                self._notify_source = EwsSource(conn, None, max_connections=groups + 2,
-                                                version_hint=hint[0] if hint else None,
-                                                build_hint=hint[1] if hint else None)
+                # It reads the learnt version; the syncs' source keeps it.
+                self._notify_source = EwsSource.from_config(self.config, self.rt.loader.checkpoints,
+                                                            max_connections=groups + 2, remember=False)
             return self._notify_source
 
     def account(self, mailbox: str) -> Any:
@@ -141,13 +138,8 @@ class Watcher:
 
     def folder_ids(self, mailbox: str) -> list[str]:
         """The ids of the folders a sync of ``mailbox`` covers (from the folder cache, discovered if stale)."""
-        from exchange_sync.source import (
-            InvalidCredentials,
-            MailboxAccessDenied,
-            MailboxNotFound,
-            ServerUnavailable,
-        )
-        from exchange_sync.source.folders import select_mail_folders
+        from exchange_sync.sources import (InvalidCredentials, MailboxAccessDenied, MailboxNotFound, ServerUnavailable)
+        from exchange_sync.sources.folders import select_mail_folders
 
         mb = self.by_email[mailbox]
         try:
@@ -336,9 +328,9 @@ class Watcher:
         """Streaming notifications exist from Exchange 2010 SP1 (when the version is known)."""
         version = getattr(self.config.connection, "exchange_version", None)
         if not version:
-            from exchange_sync.pipeline.folder_cache import cached_version
+            from exchange_sync.sources.ews.version_cache import cached_version
 
-            cached = cached_version(self.rt.loader.checkpoints, self.config)
+            cached = cached_version(self.rt.loader.checkpoints, self.config.name, self.config.connection)
             version = cached[0] if cached else None
         return not version or not (version.startswith("Exchange2007") or version == "Exchange2010")
 

@@ -151,7 +151,7 @@ class SyncScheduler:
             self._cond.notify()
 
     def _sync(self, mailbox: str, pending: _Pending) -> None:
-        from exchange_sync.source import InvalidCredentials
+        from exchange_sync.sources import InvalidCredentials
 
         stats = self.stats[mailbox]
         if pending.refresh_folders:

@@ -14,8 +14,8 @@ import base64
 import pytest
 
 from exchange_sync.config import GraphConnection
-from exchange_sync.graph import GraphSource
-from exchange_sync.source import InvalidSyncState, ServerUnavailable
+from exchange_sync.sources.graph import GraphSource
+from exchange_sync.sources import InvalidSyncState, ServerUnavailable
 from graph_testserver.testing import running_graph_server
 
 from .conftest import all_comments, graph_config
@@ -142,7 +142,7 @@ def test_the_pipeline_finishes_a_42_message_folder_in_5_delta_requests(graph, sy
 
 
 def test_batch_bodies_are_decoded_by_content_type():
-    from exchange_sync.graph.session import body_bytes
+    from exchange_sync.sources.graph.session import body_bytes
 
     raw = b"From: a@b\r\nSubject: x\r\n\r\nbody\xff\r\n"
     b64 = base64.b64encode(raw).decode()
@@ -163,13 +163,13 @@ def test_batch_bodies_are_decoded_by_content_type():
 
 
 def test_state_format_round_trip_without_a_server():
-    from exchange_sync.graph.session import GraphMailboxSession
+    from exchange_sync.sources.graph.session import GraphMailboxSession
 
     session = GraphMailboxSession.__new__(GraphMailboxSession)
     session.email = "ap@example.com"
     link = "https://graph.microsoft.com/v1.0/users('ap%40example.com')/mailFolders('AAMk%3D%3D')/messages/delta?$deltatoken=Gw-_.~x"
     state = session.encode_state("d", "AAMkAD:x/y==", link)
-    from exchange_sync.source.models import FolderInfo
+    from exchange_sync.sources.models import FolderInfo
 
     folder = FolderInfo(folder_id="AAMkAD:x/y==", path="Inbox", display_name="Inbox", folder_class="IPF.Note",
                         distinguished_id="inbox", change_key=None, parent_id=None, total_count=0)

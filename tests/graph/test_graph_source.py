@@ -6,9 +6,8 @@ import pytest
 
 from ews_testserver.testing import make_mime
 from exchange_sync.config import GraphConnection
-from exchange_sync.graph import GraphSource
-from exchange_sync.source import (InvalidCredentials, InvalidSyncState, MailboxAccessDenied, MailboxNotFound,
-                                  ServerUnavailable)
+from exchange_sync.sources.graph import GraphSource
+from exchange_sync.sources import (InvalidCredentials, InvalidSyncState, MailboxAccessDenied, MailboxNotFound, ServerUnavailable)
 from graph_testserver.testing import running_graph_server
 
 

@@ -12,7 +12,7 @@ from ews_testserver import ids
 from exchange_sync.config import parse_config
 from exchange_sync.pipeline.folder_cache import forget_folders
 from exchange_sync.pipeline.runtime import checkpoint_store
-from exchange_sync.source.folders import DEFAULT_SKIPPED
+from exchange_sync.sources.folders import DEFAULT_SKIPPED
 
 from .conftest import all_comments, make_config
 from .support import ops, run_plain

@@ -276,8 +276,8 @@ def _config(mailboxes: list):
 def test_reasons_are_reported_by_their_code_and_set_the_exit_status():
     """A reason the source learns later (server_rejected_request) is reported as is, by ``.reason``."""
     from exchange_sync.check import ServerCheck, _check_mailboxes, _finish, _Scrubber
-    from exchange_sync.source.errors import SourceError
-    from exchange_sync.source.models import FolderInfo
+    from exchange_sync.sources import SourceError
+    from exchange_sync.sources.models import FolderInfo
 
     class Rejected(SourceError):
         reason = "server_rejected_request"

@@ -160,7 +160,7 @@ def test_invalid_sync_state_resyncs_the_folder_without_duplicates_or_billing(srv
 @pytest.fixture
 def on_first_fetch(monkeypatch):
     """``on_first_fetch(mailbox, action)``: run ``action(refs)`` once, just before that mailbox's first GetItem."""
-    from exchange_sync.source.ews import MailboxSession
+    from exchange_sync.sources.ews.source import MailboxSession
 
     original = MailboxSession.fetch
     hooks: dict[str, Callable] = {}

@@ -305,7 +305,8 @@ def test_source_refuses_a_response_with_a_dtd(tmp_path):
     from pydantic import SecretStr
 
     from exchange_sync.config import EwsConnection, TlsConfig
-    from exchange_sync.source import EwsSource, SourceError
+    from exchange_sync.sources.ews import EwsSource
+    from exchange_sync.sources import SourceError
 
     with evil_server(tmp_path) as (url, ca_file, seen, secret_file):
         conn = EwsConnection(server_url=url, auth="basic", username="svc@example.com",
@@ -343,7 +344,7 @@ def test_exchangelib_parser_expands_no_entity_and_loads_nothing(tmp_path):
 
 
 def test_guard_accepts_ordinary_responses_and_spots_disguised_dtds():
-    from exchange_sync.source.xmlguard import UnsafeXmlResponse, check_response
+    from exchange_sync.sources.ews.xmlguard import UnsafeXmlResponse, check_response
 
     check_response(b'<?xml version="1.0" encoding="utf-8"?><s:Envelope><s:Body>&lt;!DOCTYPE x&gt;</s:Body></s:Envelope>')
     check_response(b"<s:Envelope/>")

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 from .source_support import CORPUS, IMP_PASSWORD, PASSWORD, connection, make_eml
 
-from exchange_sync.source import EwsSource
+from exchange_sync.sources.ews import EwsSource
 
 ews_testing = pytest.importorskip("ews_testserver.testing", reason="the EWS test server (ews_testserver) is missing")
 

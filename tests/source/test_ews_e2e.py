@@ -8,14 +8,9 @@ import pytest
 from exchangelib.services import GetItem
 from lxml import etree
 
-from exchange_sync.source import (
-    STAGED_SCHEMA,
-    InvalidSyncState,
-    MailboxAccessDenied,
-    MailboxNotFound,
-)
-from exchange_sync.source.ews import FETCH_FIELDS
-from exchange_sync.source.services import RawGetItem
+from exchange_sync.sources import STAGED_SCHEMA, InvalidSyncState, MailboxAccessDenied, MailboxNotFound
+from exchange_sync.sources.ews.source import FETCH_FIELDS
+from exchange_sync.sources.ews.services import RawGetItem
 
 from .source_support import IMP_PASSWORD, files_by_folder
 

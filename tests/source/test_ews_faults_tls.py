@@ -7,7 +7,8 @@ from pydantic import SecretStr
 from .source_support import PASSWORD, connection
 
 from exchange_sync.config import TlsConfig
-from exchange_sync.source import EwsSource, InvalidCredentials, ServerUnavailable, TlsError
+from exchange_sync.sources.ews import EwsSource
+from exchange_sync.sources import InvalidCredentials, ServerUnavailable, TlsError
 
 ews_testing = pytest.importorskip("ews_testserver.testing", reason="the EWS test server (ews_testserver) is missing")
 pytestmark = pytest.mark.timeout(120)
@@ -94,7 +95,7 @@ def test_environment_ca_variables_do_not_override_the_configuration(srv, make_so
 def test_verify_false_warns_once_not_per_request(srv, make_source, caplog, recwarn):
     import logging
 
-    caplog.set_level(logging.WARNING, logger="exchange_sync.source.ews")
+    caplog.set_level(logging.WARNING, logger="exchange_sync.sources.ews.source")
     for _ in range(2):
         mb = make_source(tls=TlsConfig(verify=False)).open_mailbox("ap@example.com")
         list(mb.sync_pages(inbox(mb), None))

@@ -1,4 +1,4 @@
-"""The scoped parse fix (exchange_sync.source.fastparse): same results as exchangelib's path, faults intact."""
+"""The scoped parse fix (exchange_sync.sources.ews.fastparse): same results as exchangelib's path, faults intact."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from exchangelib import errors as ews
 from exchangelib.services import GetItem
 from exchangelib.util import DummyResponse
 
-from exchange_sync.source.fastparse import FastParseMixin, buffered_body
-from exchange_sync.source.services import RawGetItem
+from exchange_sync.sources.ews.fastparse import FastParseMixin, buffered_body
+from exchange_sync.sources.ews.services import RawGetItem
 
 ENVELOPE = (
     '<?xml version="1.0" encoding="utf-8"?>'

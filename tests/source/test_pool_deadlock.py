@@ -7,7 +7,7 @@ import threading
 import requests
 from exchangelib import BASIC, Configuration, Credentials
 
-from exchange_sync.source.protocol import make_protocol_class, new_protocol
+from exchange_sync.sources.ews.protocol import make_protocol_class, new_protocol
 
 
 def test_decrease_poolsize_waits_for_a_returned_session_instead_of_deadlocking():

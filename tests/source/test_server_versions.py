@@ -11,8 +11,9 @@ import pytest
 from pydantic import SecretStr
 
 from ews_testserver.testing import running_server
-from exchange_sync.source import EwsSource, ServerRejectedRequest
-from exchange_sync.source.folders import WELL_KNOWN_2013
+from exchange_sync.sources.ews import EwsSource
+from exchange_sync.sources import ServerRejectedRequest
+from exchange_sync.sources.folders import WELL_KNOWN_2013
 
 from .source_support import PASSWORD, connection
 
@@ -108,7 +109,7 @@ def test_ids_a_server_still_refuses_are_dropped_one_by_one(exchange2010, monkeyp
     """A server whose reported version claims ids its schema refuses (a proxy or a patched server):
     each optional id is asked alone, the refused ones are dropped and remembered; the mailbox syncs."""
     srv = exchange2010
-    from exchange_sync.source import ews
+    from exchange_sync.sources.ews import source as ews
 
     monkeypatch.setattr(ews, "well_known_for", lambda build, api_version: WELL_KNOWN_2013)
     with open_source(srv, exchange_version="Exchange2010_SP2") as src:

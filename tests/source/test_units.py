@@ -16,24 +16,14 @@ from exchangelib.protocol import BaseProtocol, CachingProtocol
 from pydantic import SecretStr
 
 from exchange_sync.config import EwsConnection, TlsConfig
-from exchange_sync.source import (
-    EwsSource,
-    FolderInfo,
-    InvalidCredentials,
-    InvalidSyncState,
-    MailboxAccessDenied,
-    MailboxNotFound,
-    ServerRejectedRequest,
-    ServerUnavailable,
-    SourceConfigError,
-    TlsConfigError,
-    TlsError,
-)
-from exchange_sync.source.errors import map_exception, tls_error_from
-from exchange_sync.source.folders import RawFolder, build_folder_infos, is_mail_class, select_mail_folders
-from exchange_sync.source.protocol import BoundedFaultTolerance
-from exchange_sync.source.retry import call_with_retry
-from exchange_sync.source.tls import build_ssl_context
+from exchange_sync.sources.ews import EwsSource
+from exchange_sync.sources import (FolderInfo, InvalidCredentials, InvalidSyncState, MailboxAccessDenied, MailboxNotFound, ServerRejectedRequest, ServerUnavailable, SourceConfigError, TlsConfigError, TlsError)
+from exchange_sync.sources.ews.errors import map_exception
+from exchange_sync.sources import tls_error_from
+from exchange_sync.sources.folders import RawFolder, build_folder_infos, is_mail_class, select_mail_folders
+from exchange_sync.sources.ews.protocol import BoundedFaultTolerance
+from exchange_sync.sources.ews.retry import call_with_retry
+from exchange_sync.sources.tls import build_ssl_context
 
 PASSWORD = "S3cr3t-Pa55word!"
 
@@ -149,7 +139,7 @@ def test_map_exception(exc, cls, reason):
 def test_a_refused_request_is_not_retried(exc):
     """exchangelib makes these TransportError subclasses (they were reported as server_unavailable,
     pointing the operator at the network); the same request would be refused again."""
-    from exchange_sync.source.retry import is_retryable
+    from exchange_sync.sources.ews.retry import is_retryable
 
     assert not is_retryable(exc)
 
@@ -335,7 +325,7 @@ def test_debug_logs_are_redacted(caplog):
 @settings(max_examples=3000, deadline=None)
 def test_mime_content_decodes_exactly_as_the_stdlib(text):
     # The SIMD fast path may never change a result: same bytes, or the same kind of failure.
-    from exchange_sync.source.ews import decode_mime_content
+    from exchange_sync.sources.ews.source import decode_mime_content
 
     try:
         expected: object = base64.b64decode(text, validate=False)
@@ -349,7 +339,7 @@ def test_mime_content_decodes_exactly_as_the_stdlib(text):
 
 
 def test_mime_content_with_padding_in_the_middle_keeps_the_stdlib_answer():
-    from exchange_sync.source.ews import decode_mime_content
+    from exchange_sync.sources.ews.source import decode_mime_content
 
     # pybase64's own lenient mode decodes past the padding; the stdlib stops there.
     assert decode_mime_content("QUJDRA==QUJD") == base64.b64decode("QUJDRA==QUJD") == b"ABCD"

@@ -31,9 +31,9 @@ from urllib.parse import quote, unquote, urlsplit
 import pyarrow as pa
 import requests
 
-from exchange_sync.source.errors import InvalidSyncState, ServerUnavailable
-from exchange_sync.source.folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
-from exchange_sync.source.models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, Participants, SyncPage
+from ..errors import InvalidSyncState, ServerUnavailable
+from ..folders import WELL_KNOWN, RawFolder, build_folder_infos, select_mail_folders
+from ..models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, Participants, SyncPage
 
 from .http import MAX_BATCH, GraphHttp, error_of, map_status
 
@@ -140,7 +140,7 @@ class GraphMailboxSession:
         return InvalidSyncState(f"the stored sync state of {folder.path} is not a Graph delta link "
                                 "(was the connection kind changed?): resyncing", mailbox=self.email)
 
-    def sync_pages(self, folder: FolderInfo, sync_state: str | None, page_size: int = 512) -> Iterator[SyncPage]:
+    def sync_pages(self, folder: FolderInfo, sync_state: str | None, *, page_size: int = 512) -> Iterator[SyncPage]:
         """One GET of the folder's messages/delta per page; ``page.sync_state`` is the link to continue from."""
         size = max(1, min(MAX_PAGE, page_size))
         if sync_state:
@@ -180,7 +180,7 @@ class GraphMailboxSession:
                        internet_message_id=m.get("internetMessageId"), size=None,
                        conversation_id=m.get("conversationId"), participants=message_participants(m))
 
-    def participants(self, refs: Sequence[ItemRef], chunk_size: int | None = None) -> Participants:
+    def participants(self, refs: Sequence[ItemRef], *, chunk_size: int | None = None) -> Participants:
         """From, Sender, To and Cc of ``refs``: those the delta/list page carried, the others through
         ``$batch`` of ``/messages/{id}?$select=from,sender,toRecipients,ccRecipients`` (a round started
         before the filter was configured keeps its $select in its links)."""
@@ -214,7 +214,7 @@ class GraphMailboxSession:
         return out
 
     # -- MIME --------------------------------------------------------------------------------
-    def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, chunk_size: int | None = None) -> FetchResult:
+    def fetch(self, refs: Sequence[ItemRef], folder: FolderInfo, *, chunk_size: int | None = None) -> FetchResult:
         """Raw MIME of each ref through ``$batch`` of ``/messages/{id}/$value`` (<= 20 per batch)."""
         size = max(1, min(MAX_BATCH, chunk_size or self.fetch_chunk_size))
         mime: dict[str, bytes] = {}
@@ -259,7 +259,7 @@ class GraphMailboxSession:
 
     # -- backfill ----------------------------------------------------------------------------
     def find_range(self, folder: FolderInfo, start: datetime | None, end: datetime | None,
-                   page_size: int = 512) -> Iterator[list[ItemRef]]:
+                   *, page_size: int = 512) -> Iterator[list[ItemRef]]:
         """Messages received in [start, end), oldest first, a page per request; never touches delta state."""
         terms = []
         if start is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ServerUnavailable
+from ..errors import ServerUnavailable
 
 _PROLOG_SCAN = 64 * 1024
 # XML declaration, comments, processing instructions and whitespace may precede the DTD.

@@ -1,4 +1,4 @@
-"""``GraphSource``: Exchange Online through Microsoft Graph, with the EWS source's interface."""
+"""``GraphSource``: Exchange Online through Microsoft Graph (implements ``sources.base.Source``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import requests
 import requests.adapters
 from pydantic import SecretStr
 
-from exchange_sync.config import GraphConnection, IntegrationConfig
-from exchange_sync.source.ews import SourceConfigError
-from exchange_sync.source.tls import build_ssl_context, make_adapter_class, pin_verify, requests_verify, warn_unverified
+from ...config import GraphConnection, IntegrationConfig
+from ..base import ServerInfoStore
+from ..errors import SourceConfigError
+from ..tls import build_ssl_context, make_adapter_class, pin_verify, requests_verify, warn_unverified
 
 from .auth import TokenProvider
 from .http import MAX_BATCH, GraphHttp
@@ -58,7 +59,8 @@ class GraphSource:
         self.fetch_chunk_size = max(1, min(MAX_BATCH, fetch_chunk_size))
 
     @classmethod
-    def from_config(cls, config: IntegrationConfig) -> GraphSource:
+    def from_config(cls, config: IntegrationConfig, server_info: ServerInfoStore | None = None) -> GraphSource:
+        """``server_info`` is unused: Graph has one API version and nothing to learn between runs."""
         conn = config.connection
         assert isinstance(conn, GraphConnection)
         return cls(conn, None, max_connections=config.concurrency.connections_per_server,

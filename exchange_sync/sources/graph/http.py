@@ -21,9 +21,8 @@ from typing import Any
 
 import requests
 
-from exchange_sync.source.errors import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied,
-                                         MailboxNotFound, ServerUnavailable, SourceError, tls_error_from)
-
+from ..errors import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied, MailboxNotFound,
+                      ServerUnavailable, SourceError, tls_error_from)
 from .auth import TokenProvider
 
 MAX_CONCURRENT_PER_MAILBOX = 4

@@ -20,7 +20,7 @@ import requests
 from exchangelib.errors import RateLimitError, SessionPoolMinSizeReached, UnauthorizedError
 from exchangelib.protocol import FaultTolerance, Protocol
 
-from .tls import pin_verify
+from ..tls import pin_verify
 
 
 class BoundedFaultTolerance(FaultTolerance):

@@ -1,8 +1,6 @@
-"""Extraction from Exchange Online through Microsoft Graph (Prefect-free). See docs/graph.md.
+"""Exchange Online through Microsoft Graph (Prefect-free). See docs/graph.md.
 
-Same interface as ``exchange_sync.source.EwsSource`` / ``MailboxSession``, so the pipeline is unchanged:
-
-    with GraphSource(config.connection) as src:
+    with GraphSource.from_config(config) as src:
         mb = src.open_mailbox("ap@acme.com")
         for folder in mb.mail_folders(allowlist, denylist):
             for page in mb.sync_pages(folder, state, page_size=512):   # one messages/delta GET per page

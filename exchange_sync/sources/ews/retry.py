@@ -18,7 +18,8 @@ import requests
 from exchangelib import errors as ews
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from .errors import REJECTED, TRANSIENT, map_exception, tls_error_from
+from ..errors import tls_error_from
+from .errors import REJECTED, TRANSIENT, map_exception
 from .protocol import BoundedFaultTolerance
 
 log = logging.getLogger(__name__)

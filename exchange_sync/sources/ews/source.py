@@ -31,13 +31,17 @@ from exchangelib.ewsdatetime import UTC
 from exchangelib.version import VERSIONS, Build, Version
 from pydantic import SecretStr
 
-from ..config import EwsConnection, IntegrationConfig
-from . import redact
-from .errors import MailboxAccessDenied, ServerRejectedRequest, SourceError, map_exception
-from .folders import WELL_KNOWN_2007, RawFolder, build_folder_infos, select_mail_folders, well_known_for
-from .models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, Participants, SyncPage, size_chunks
+from ...config import EwsConnection, IntegrationConfig
+from .. import redact
+from ..errors import MailboxAccessDenied, ServerRejectedRequest, SourceConfigError, SourceError
+from ..folders import WELL_KNOWN_2007, RawFolder, build_folder_infos, select_mail_folders, well_known_for
+from ..models import STAGED_SCHEMA, FetchResult, FolderInfo, ItemRef, Participants, SyncPage, size_chunks
+from ..tls import build_ssl_context, make_adapter_class, requests_verify, warn_unverified
+from .errors import map_exception
+from ..base import ServerInfoStore
 from .protocol import BoundedFaultTolerance, make_protocol_class, new_protocol
 from .retry import call_with_retry
+from .version_cache import cached_version, remember_version
 from .services import (
     RawFindFolder,
     RawFindItem,
@@ -50,7 +54,6 @@ from .services import (
     parse_ews_datetime,
     t,
 )
-from .tls import build_ssl_context, make_adapter_class, requests_verify, warn_unverified
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -67,10 +70,6 @@ FIND_FOLDER_PAGE = 500
 # A GetItem answer carries its items' MIME base64-encoded (4/3 of Size) and is parsed whole: requests are
 # cut at this many bytes of the sizes SyncFolderItems/FindItem reported, whatever fetch_chunk_size says.
 GETITEM_MAX_BYTES = 8 * 1024 * 1024
-
-
-class SourceConfigError(SourceError):
-    reason = "invalid_source_config"
 
 
 class _AuthorityOAuth2Credentials(OAuth2Credentials):
@@ -145,7 +144,7 @@ class EwsSource:
         del secret_value
 
         # A configured exchange_version wins; else a version learnt by an earlier run (``version_hint`` and
-        # the build the server reported then, see pipeline.folder_cache) saves exchangelib's ConvertId probe;
+        # the build the server reported then, see version_cache) saves exchangelib's ConvertId probe;
         # else exchangelib probes once.
         self.version = _version_from_name(connection.exchange_version) if connection.exchange_version else None
         hinted_build = None
@@ -188,15 +187,23 @@ class EwsSource:
         self._ahead_pool: ThreadPoolExecutor | None = None
         # Optional DistinguishedFolderIds this server refused although its version should know them.
         self._refused_well_known: set[str] = set()
+        self._remember: Callable[[], None] | None = None  # set by from_config: keep the learnt version
 
     @classmethod
-    def from_config(cls, config: IntegrationConfig, secret: SecretStr | None = None) -> "EwsSource":
-        return cls(
-            config.connection,
-            secret,
-            max_connections=config.concurrency.connections_per_server,
-            fetch_chunk_size=config.fetch_chunk_size,
-        )
+    def from_config(cls, config: IntegrationConfig, server_info: ServerInfoStore | None = None, *,
+                    max_connections: int | None = None, remember: bool = True) -> "EwsSource":
+        """The source of ``config`` (the secret resolved now). With ``server_info``, the version an earlier run
+        learnt replaces exchangelib's probe, and ``close`` stores what this run learnt (unless ``remember``
+        is False)."""
+        conn = config.connection
+        assert isinstance(conn, EwsConnection)
+        hint = cached_version(server_info, config.name, conn) if server_info is not None else None
+        source = cls(conn, None, max_connections=max_connections or config.concurrency.connections_per_server,
+                     fetch_chunk_size=config.fetch_chunk_size, version_hint=hint[0] if hint else None,
+                     build_hint=hint[1] if hint else None)
+        if server_info is not None and remember:
+            source._remember = lambda: remember_version(server_info, config.name, conn, source.learned_version())
+        return source
 
     def reported_version(self) -> Version | None:
         """The version in the last ServerVersionInfo the server sent (None before its first answer)."""
@@ -266,6 +273,9 @@ class EwsSource:
             if self._closed:
                 return
             self._closed = True
+        if self._remember is not None:
+            self._remember()
+        with self._lock:
             pool, self._ahead_pool = self._ahead_pool, None
             self._ahead.clear()
         if pool is not None:

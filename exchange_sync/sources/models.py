@@ -10,7 +10,7 @@ from typing import Literal
 import pyarrow as pa
 
 # The source produces rows of the staging contract's schema (defined there, re-exported here).
-from exchange_sync.staging import STAGED_SCHEMA
+from exchange_sync.staging import STAGED_SCHEMA  # noqa: F401 - re-exported: the staged rows a source hands over
 
 ChangeType = Literal["create", "update", "backfill"]
 

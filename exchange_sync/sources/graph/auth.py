@@ -15,8 +15,8 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from exchange_sync.config import GraphConnection
-from exchange_sync.source.errors import InvalidCredentials, ServerUnavailable, SourceError, tls_error_from
+from ...config import GraphConnection
+from ..errors import InvalidCredentials, ServerUnavailable, SourceError, tls_error_from
 
 SCOPE = "https://graph.microsoft.com/.default"
 
