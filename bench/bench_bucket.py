@@ -10,11 +10,14 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
-from exchange_sync.destinations.bucket import ReinferBucketDestination
-from exchange_sync.store import SqlStore
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.comments import make_comment
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
+from exchange_sync.destinations.bucket import ReinferBucketDestination  # noqa: E402
+from exchange_sync.store import SqlStore  # noqa: E402
+from tests.support.api import running_api  # noqa: E402
+from tests.support.comments import make_comment  # noqa: E402
 
 
 def main(n: int = 500, body: int = 45_000) -> None:

@@ -20,6 +20,8 @@ import pytest
 
 from ews_testserver.common import audit
 
+pytest_plugins = ["tests.support.fixtures"]
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 

@@ -7,7 +7,7 @@ import base64
 
 import requests
 
-from exchange_sync.testing.api import running_api
+from tests.support.api import running_api
 
 from .test_gate import raw_request
 

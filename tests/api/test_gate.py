@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from exchange_sync.api.gate import MAX_LOGIN_BYTES, MAX_SYNC_JSON_VALUES, host_of
-from exchange_sync.testing.api import ApiUnderTest, running_api
-from exchange_sync.testing.comments import make_comment
+from tests.support.api import ApiUnderTest, running_api
+from tests.support.comments import make_comment
 
 SYNC = "/api/v1/sources/acme/emails/sync"
 

@@ -16,8 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.db import DB_BACKENDS, database_url
+from tests.support.api import running_api
+from tests.support.db import DB_BACKENDS, database_url
 
 EXAMPLES = int(os.environ.get("EXCHANGE_SYNC_FUZZ_EXAMPLES", "60"))
 OPERATIONS = [

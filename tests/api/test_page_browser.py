@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from exchange_sync.testing.api import ApiUnderTest, running_api
-from exchange_sync.testing.comments import make_comment
+from tests.support.api import ApiUnderTest, running_api
+from tests.support.comments import make_comment
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 

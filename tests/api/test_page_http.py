@@ -5,8 +5,8 @@ from __future__ import annotations
 import requests
 
 from exchange_sync.api.auth import PAGE_COOKIE
-from exchange_sync.testing.api import ApiUnderTest, running_api
-from exchange_sync.testing.comments import make_comment
+from tests.support.api import ApiUnderTest, running_api
+from tests.support.comments import make_comment
 
 
 def test_token_in_url_is_refused_and_the_sign_in_form_sets_a_strict_httponly_cookie(api: ApiUnderTest) -> None:

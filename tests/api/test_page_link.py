@@ -10,8 +10,8 @@ import requests
 
 from exchange_sync.config import ConfigError, parse_config
 from exchange_sync.pipeline.report import RunReport, comments_page_link, render_markdown
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.comments import make_comment
+from tests.support.api import running_api
+from tests.support.comments import make_comment
 
 
 def _config(**extra):

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from exchange_sync.comment import MAX_COMMENTS_PER_SYNC
-from exchange_sync.testing.api import ApiUnderTest
-from exchange_sync.testing.comments import comment_id, make_comment
+from tests.support.api import ApiUnderTest
+from tests.support.comments import comment_id, make_comment
 
 SRC = "/api/v1/sources/acme/emails"
 LIST = "/api/_private/sources/acme/emails/comments"

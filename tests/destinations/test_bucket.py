@@ -13,9 +13,9 @@ from exchange_sync.destinations.bucket import ReinferBucketDestination
 from exchange_sync.destinations.reinfer_http import ReinferAuthError, ReinferQuotaError
 from exchange_sync.store import SqlStore, SyncCounts
 from exchange_sync.store import buckets as bucket_store
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.comments import make_comment
-from exchange_sync.testing.faults import FaultInjector, FaultRule
+from tests.support.api import running_api
+from tests.support.comments import make_comment
+from tests.support.faults import FaultInjector, FaultRule
 
 WHEN = datetime(2026, 11, 2, 9, 14, 3, tzinfo=timezone.utc)
 

@@ -11,8 +11,8 @@ import pytest
 
 from ews_testserver.testing import date_n, make_mime, running_server
 from exchange_sync.store import buckets as bucket_store
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, flow_runner, make_config, run_cli
+from tests.support.api import running_api
+from tests.support.pipeline import ACCOUNT, PASSWORD_ENV, flow_runner, make_config, run_cli
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN_ENV = "EXSYNC_BUCKET_TOKEN"

@@ -14,9 +14,9 @@ from exchange_sync.comment import Comment
 from exchange_sync.destinations import Destination, ReinferAuthError, ReinferDestination, ReinferError, StoreDestination
 from exchange_sync.destinations.reinfer import _retry_after_seconds
 from exchange_sync.store import SqlStore, SyncCounts
-from exchange_sync.testing.api import ApiUnderTest, running_api
-from exchange_sync.testing.comments import make_comment
-from exchange_sync.testing.faults import FaultInjector, FaultRule
+from tests.support.api import ApiUnderTest, running_api
+from tests.support.comments import make_comment
+from tests.support.faults import FaultInjector, FaultRule
 
 PROJECT, SOURCE = "acme", "emails"
 KEY = f"{PROJECT}/{SOURCE}"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from exchange_sync.testing.pipeline import all_comments, flow_runner, store_of
+from tests.support.pipeline import all_comments, store_of
 from graph_testserver.testing import running_graph_server
 
 __all__ = ["all_comments", "graph_config", "hexid", "store_of"]
@@ -42,12 +41,6 @@ def graph_config(srv, tmp_path: Path, mailboxes: list[str | dict], name: str = "
     }
     data.update(extra)
     return data
-
-
-@pytest.fixture
-def sync(prefect_api) -> Callable[..., tuple[dict | None, int]]:
-    """Run the real flow (through the session's Prefect server); returns (run summary, exit code)."""
-    return flow_runner()
 
 
 def hexid(message_id: str) -> str:

@@ -3,7 +3,7 @@ staged, exactly as for EWS (nothing is fetched twice)."""
 
 from __future__ import annotations
 
-from exchange_sync.testing.attachments import CONTENT_TYPES, MAX_BYTES, attachment_mail
+from tests.support.attachments import CONTENT_TYPES, MAX_BYTES, attachment_mail
 
 from .conftest import all_comments, graph_config, hexid
 

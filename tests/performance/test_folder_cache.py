@@ -15,7 +15,7 @@ from exchange_sync.pipeline.runtime import checkpoint_store
 from exchange_sync.sources.folders import DEFAULT_SKIPPED
 
 from .conftest import all_comments, make_config
-from .support import ops, run_plain
+from tests.support.performance import ops, run_plain
 
 
 def mail_folder_count(srv, mailbox: str) -> int:

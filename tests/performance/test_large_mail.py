@@ -36,7 +36,7 @@ def big_mime(n: int, megabytes: int) -> bytes:
 SCRIPT = """
 import json, resource, sys
 from exchange_sync.memory import tune_arrow_pool, tune_malloc
-from tests.performance.support import run_plain
+from tests.support.performance import run_plain
 if __name__ == "__main__":
     tune_malloc()
     tune_arrow_pool()

@@ -19,7 +19,7 @@ from exchange_sync.pipeline.crashpoints import ENV as CRASH_ENV
 from exchange_sync.pipeline.runtime import checkpoint_store
 
 from .conftest import PASSWORD_ENV, all_comments, make_config
-from .support import run_plain
+from tests.support.performance import run_plain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,7 +180,7 @@ def _run_in_subprocess(data: dict, crash_at: str | None, tmp_path: Path) -> int:
     config_file.write_text(json.dumps(data))
     script = (
         "import json, sys\n"
-        "from tests.performance.support import run_plain\n"
+        "from tests.support.performance import run_plain\n"
         "if __name__ == '__main__':\n"
         "    reports = run_plain(json.load(open(sys.argv[1])))\n"
         "    sys.exit(0 if all(r.status == 'ok' for r in reports) else 1)\n"
@@ -261,7 +261,7 @@ def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
     from exchange_sync.pipeline.transform_worker import transform_staged
     from exchange_sync.pipeline.transformer import Transformer
     from exchange_sync.staging import Staging
-    from exchange_sync.testing.staged import staged_table
+    from tests.support.staged import staged_table
     from ews_testserver.generate import generate_messages
 
     data = {"name": "pool", "connection": {"kind": "ews", "server_url": "https://ews.invalid/EWS/Exchange.asmx",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ews_testserver.testing import date_n, make_mime
 from exchange_sync.attachments.load import NOT_STORED_PROPERTY, STORED_PROPERTY
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.attachments import CONTENT_TYPES, MAX_BYTES, attachment_mail
+from tests.support.api import running_api
+from tests.support.attachments import CONTENT_TYPES, MAX_BYTES, attachment_mail
 
 from .conftest import all_comments, make_config
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ews_testserver.testing import running_server
-from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, make_config
+from tests.support.pipeline import ACCOUNT, PASSWORD_ENV, make_config
 from graph_testserver.testing import running_graph_server
 
 from ..security.test_secrets import leaks

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from ews_testserver.testing import date_n, make_mime
-from exchange_sync.testing.pipeline import run_cli, write_config
+from tests.support.pipeline import run_cli, write_config
 
 from .conftest import ACCOUNT, PASSWORD_ENV, make_config
 
@@ -73,7 +73,7 @@ def test_comment_quota_hit_pauses_the_integration_and_loses_nothing(ews, sync, t
     from exchange_sync.deploy.names import FLOW_NAME, integration_tag
     from exchange_sync.store import SqlStore
     from exchange_sync.store.errors import list_errors
-    from exchange_sync.testing.api import running_api
+    from tests.support.api import running_api
 
     srv = ews(["ap@example.com=generate:6"])
     with get_client(sync_client=True) as client:

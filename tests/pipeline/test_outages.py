@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from exchange_sync.store import SqlStore
-from exchange_sync.testing.api import running_api
+from tests.support.api import running_api
 
 from .conftest import PASSWORD_ENV, make_config
 

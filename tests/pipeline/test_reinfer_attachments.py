@@ -10,8 +10,8 @@ import http.client
 
 import requests
 
-from exchange_sync.testing.api import running_api
-from exchange_sync.testing.attachments import CONTENT_TYPES, MAX_BYTES, attachment_mail
+from tests.support.api import running_api
+from tests.support.attachments import CONTENT_TYPES, MAX_BYTES, attachment_mail
 
 from .conftest import make_config
 

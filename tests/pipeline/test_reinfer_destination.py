@@ -20,7 +20,7 @@ def _comments(store, source: str) -> dict:
 
 
 def test_reinfer_destination_matches_the_embedded_store(ews, sync, tmp_path, monkeypatch):
-    from exchange_sync.testing.api import running_api
+    from tests.support.api import running_api
 
     srv = ews(["ap@example.com=generate:30", "support@example.com=generate:10"])
     shared = make_mime("Shared", "<rd-cc@acme.com>", date_n(7), to="ap@example.com, support@example.com")
@@ -52,7 +52,7 @@ def test_reinfer_destination_matches_the_embedded_store(ews, sync, tmp_path, mon
 
 def test_wrong_api_token_fails_the_run_and_commits_no_watermark(ews, sync, tmp_path, monkeypatch):
     from exchange_sync.store import SqlStore
-    from exchange_sync.testing.api import running_api
+    from tests.support.api import running_api
 
     srv = ews(["ap@example.com=generate:5"])
     monkeypatch.setenv(TOKEN_ENV, "not-the-token-" + "y" * 20)

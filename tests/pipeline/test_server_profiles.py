@@ -13,7 +13,7 @@ import pytest
 
 from ews_testserver.testing import date_n, make_mime
 
-from tests.performance.support import run_plain
+from tests.support.performance import run_plain
 
 from .conftest import all_comments, make_config
 

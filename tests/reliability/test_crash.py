@@ -15,7 +15,7 @@ import pytest
 from ews_testserver.testing import make_mime, running_server
 from exchange_sync.pipeline.crashpoints import ENV as CRASH_ENV
 from exchange_sync.pipeline.crashpoints import POINTS
-from exchange_sync.testing.pipeline import (
+from tests.support.pipeline import (
     ACCOUNT,
     PASSWORD_ENV,
     billed_units,

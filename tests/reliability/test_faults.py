@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from ews_testserver.testing import running_server
-from exchange_sync.testing.pipeline import (
+from tests.support.pipeline import (
     ACCOUNT,
     PASSWORD_ENV,
     billed_units,

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from ews_testserver.testing import running_server
-from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, make_config, run_cli
+from tests.support.pipeline import ACCOUNT, PASSWORD_ENV, make_config, run_cli
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,7 @@ import secrets
 import pytest
 
 from ews_testserver.testing import running_server
-from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, make_config, run_cli
+from tests.support.pipeline import ACCOUNT, PASSWORD_ENV, make_config, run_cli
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,18 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from exchange_sync.store import SqlStore
-from exchange_sync.testing.db import DB_BACKENDS, database_url
-
-
-@pytest.fixture(params=DB_BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database_url(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture

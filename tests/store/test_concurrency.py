@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import pytest
 
 from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
-from exchange_sync.testing.comments import BASE_TIME, make_comment
+from tests.support.comments import BASE_TIME, make_comment
 
 POOL = 120
 THREADS = 8
@@ -65,7 +65,7 @@ def test_concurrent_writers_count_each_comment_new_once(db_url: str, caplog: pyt
 _CHILD = """
 import sys
 from exchange_sync.store import SqlStore
-from exchange_sync.testing.comments import make_comment
+from tests.support.comments import make_comment
 url, worker = sys.argv[1], int(sys.argv[2])
 store = SqlStore(url)
 new = 0

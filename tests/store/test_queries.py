@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from exchange_sync.store import InvalidContinuation, SqlStore
-from exchange_sync.testing.comments import BASE_TIME, comment_id, make_comment
+from tests.support.comments import BASE_TIME, comment_id, make_comment
 
 
 def _walk(store: SqlStore, limit: int, **kwargs: object) -> list[str]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 
 from exchange_sync.staging import BATCH_STAMP_FORMAT, Staging
-from exchange_sync.testing.staged import staged_table
+from tests.support.staged import staged_table
 
 
 def _table(n: int = 2) -> pa.Table:

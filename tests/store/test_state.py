@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from exchange_sync.store import Deletion, FolderState, Rejected, SqlStore, SyncCounts
-from exchange_sync.testing.comments import make_comment
+from tests.support.comments import make_comment
 
 WHEN = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
 

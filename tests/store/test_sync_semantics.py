@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from exchange_sync.comment import Comment
 from exchange_sync.store import SqlStore, SyncCounts
-from exchange_sync.testing.comments import comment_id, make_comment
+from tests.support.comments import comment_id, make_comment
 
 
 def _edited(comment: Comment, **changes: object) -> Comment:

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
 from exchange_sync.store import sqlstore as sqlstore_module
-from exchange_sync.testing.comments import make_comment
+from tests.support.comments import make_comment
 
 DAY = date(2026, 11, 2)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -11,37 +10,20 @@ from typing import Any
 
 import pytest
 
-from ews_testserver.testing import running_server
 from exchange_sync.config import parse_config
-from exchange_sync.testing.pipeline import ACCOUNT, PASSWORD_ENV, all_comments, make_config
+from tests.support.pipeline import all_comments, make_config
 
 FAST = {"heartbeat_s": 0.5, "minute_s": 2.0, "streaming_expiry_s": 30.0}
 
 
 @pytest.fixture
-def password(monkeypatch) -> str:
-    value = "pw-" + secrets.token_hex(8)
-    monkeypatch.setenv(PASSWORD_ENV, value)
-    return value
+def ews(ews):
+    """tests/support/fixtures.py's ``ews`` with fast notification knobs (``notifications`` adds to them)."""
 
+    def start(mailboxes: list[str], notifications: dict | None = None, **kw: Any):
+        return ews(mailboxes, notifications={**FAST, **(notifications or {})}, **kw)
 
-@pytest.fixture
-def ews(password):
-    """``ews(mailboxes=[...], **server_kw)`` -> a running HTTPS + NTLM server with fast notifications."""
-    servers = []
-
-    def start(mailboxes: list[str], notifications: dict | None = None, impersonation: bool = False, **kw: Any):
-        """``impersonation``: the service account has the ApplicationImpersonation role instead of grants."""
-        grants = [] if impersonation else [f"{ACCOUNT}={m.split('=', 1)[0]}" for m in mailboxes]
-        account = f"{ACCOUNT}:{password}" + (":impersonation" if impersonation else "")
-        cm = running_server(accounts=[account], mailboxes=mailboxes, grants=grants, tls=True,
-                            auth="ntlm", notifications={**FAST, **(notifications or {})}, **kw)
-        servers.append(cm)
-        return cm.__enter__()
-
-    yield start
-    for cm in servers:
-        cm.__exit__(None, None, None)
+    return start
 
 
 def watch_config(srv, tmp_path, mailboxes: list[str], access_type: str = "delegate", **watch: Any) -> dict:

@@ -20,7 +20,7 @@ from exchange_sync.pipeline.mailbox import sync_mailbox
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.store import SqlStore
 from exchange_sync.store.leases import hold_mailbox
-from exchange_sync.testing.pipeline import PASSWORD_ENV, billed_units, diff_snapshots, snapshot, write_config
+from tests.support.pipeline import PASSWORD_ENV, billed_units, diff_snapshots, snapshot, write_config
 
 from .conftest import folders_of, mail, message_ids, wait_for, watch_config, watch_modes
 

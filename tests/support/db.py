@@ -15,7 +15,7 @@ Environment:
 
 Use from a conftest::
 
-    from exchange_sync.testing.db import DB_BACKENDS, database_url
+    from tests.support.db import DB_BACKENDS, database_url
     @pytest.fixture(params=DB_BACKENDS)
     def db_url(request, tmp_path):
         with database_url(request.param, tmp_path) as url:

@@ -1,1 +1,0 @@
-"""Helpers for the project's own tests (plain modules, importable from any test folder)."""
