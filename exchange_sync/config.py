@@ -213,10 +213,14 @@ class EwsConnection(_Model):
         return self
 
     @property
+    def host(self) -> str:
+        """The server's host[:port] (what messages name; never a userinfo part)."""
+        return _host(self.server_url)
+
+    @property
     def server_key(self) -> str:
         """A stable, readable name for the server (used for per-server concurrency limits)."""
-        host = re.sub(r"^https?://", "", self.server_url).split("/")[0].lower()
-        return "ews-" + re.sub(r"[^a-z0-9]+", "-", host).strip("-")
+        return "ews-" + re.sub(r"[^a-z0-9]+", "-", self.host.lower()).strip("-")
 
 
 class GraphCertificate(_Model):
@@ -265,10 +269,17 @@ class GraphConnection(_Model):
         return self
 
     @property
+    def host(self) -> str:
+        return _host(self.graph_url)
+
+    @property
     def server_key(self) -> str:
         """A stable, readable name for the Graph endpoint + tenant (per-server concurrency limits)."""
-        host = re.sub(r"^https?://", "", self.graph_url).split("/")[0].lower()
-        return "graph-" + re.sub(r"[^a-z0-9]+", "-", f"{host}-{self.tenant_id}".lower()).strip("-")
+        return "graph-" + re.sub(r"[^a-z0-9]+", "-", f"{self.host}-{self.tenant_id}".lower()).strip("-")
+
+
+def _host(url: str) -> str:
+    return re.sub(r"^https?://", "", url).split("/")[0].rsplit("@", 1)[-1]
 
 
 Connection = Annotated[EwsConnection | GraphConnection, Field(discriminator="kind")]

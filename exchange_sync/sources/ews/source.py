@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -92,10 +91,6 @@ def _version_from_name(name: str) -> Version:
     raise SourceConfigError(f"connection.exchange_version {name!r} is not one of {', '.join(known)}")
 
 
-def _server_name(url: str) -> str:
-    return re.sub(r"^https?://", "", url).split("/")[0].rsplit("@", 1)[-1]
-
-
 class EwsSource:
     """Connection to one EWS endpoint with one set of credentials. Thread-safe; a context manager.
 
@@ -121,7 +116,7 @@ class EwsSource:
         self.connection = connection
         self.max_connections = max_connections
         self.fetch_chunk_size = fetch_chunk_size
-        self.server = _server_name(connection.server_url)
+        self.server = connection.host
         if secret is None:
             ref = connection.client_secret if connection.auth == "oauth2" else connection.password
             if ref is None:
