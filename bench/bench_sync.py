@@ -223,7 +223,7 @@ def run_naive(srv, mailboxes: list[str], work: Path, env: dict, policy: str) -> 
 
 def mailbox_profile(box: str, n: int) -> str:
     """Size of the generated mail the runs will see (the same seed and owner as the server's)."""
-    from ews_testserver.generate import generate_messages
+    from testserver_core.generate import generate_messages
 
     sizes = sorted(len(m.render()) for m in generate_messages(n, owner=box))
     return (f"{n} messages, {sum(sizes) / 1e6:.0f} MB of MIME: mean {sum(sizes) / n / 1024:.1f} KB, "
@@ -335,7 +335,7 @@ def main() -> None:
 
         if "transform" not in skip:
             from bench.bench_transform import baseline, rate
-            from ews_testserver.generate import generate_messages
+            from testserver_core.generate import generate_messages
             from exchange_sync.transform import email_to_comment
 
             messages = [m.render() for m in generate_messages(args.transform_n)]

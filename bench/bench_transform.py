@@ -57,7 +57,7 @@ def seconds(function, messages: list[bytes]) -> float:
 def load_sets(n: int, seed: int) -> list[tuple[str, list[bytes]]]:
     sets = []
     try:
-        from ews_testserver.generate import generate_messages
+        from testserver_core.generate import generate_messages
 
         sets.append(("generated realistic mail", [m.render() for m in generate_messages(n, seed)]))
     except ImportError as exc:

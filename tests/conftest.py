@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from ews_testserver.common import audit
+from testserver_core import audit
 
 pytest_plugins = ["tests.support.fixtures"]
 

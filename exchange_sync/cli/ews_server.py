@@ -8,6 +8,22 @@ import typer
 
 from exchange_sync.cli import app
 
+# The test servers are their own distribution (testservers/, exchange-sync-testservers), not part of
+# the exchange-sync wheel. Without it the command says so in one line and exits with this status
+# (2, as a bad option: the command cannot run in this environment).
+EXIT_NOT_INSTALLED = 2
+NOT_INSTALLED = ("error: the {what} test server is not installed: pip install -e ./testservers "
+                 "(it is test infrastructure, not part of exchange-sync)")
+TEST_SERVER_PACKAGES = ("testserver_core", "ews_testserver", "graph_testserver")
+
+
+def not_installed(exc: ModuleNotFoundError, what: str) -> None:
+    """Exit with NOT_INSTALLED if ``exc`` is a missing test server package; return otherwise (the
+    caller re-raises: a module missing *inside* an installed test server is a bug, with its traceback)."""
+    if (exc.name or "").split(".")[0] in TEST_SERVER_PACKAGES:
+        typer.echo(NOT_INSTALLED.format(what=what), err=True)
+        raise typer.Exit(EXIT_NOT_INSTALLED) from None
+
 
 @app.command("ews-server")
 def ews_server(
@@ -35,10 +51,16 @@ def ews_server(
     """Serve EWS (SOAP) for exchangelib over mailboxes loaded from .eml folders, mbox files or generated mail.
 
     Prints one JSON line (url, admin_url, ca_file, admin_token, ...) on stdout when ready and
-    serves until SIGTERM/SIGINT.
+    serves until SIGTERM/SIGINT (exit status 0). Exit status 2: invalid options, or the test servers
+    (./testservers, test infrastructure) are not installed.
     """
-    from ews_testserver.common.server import configure_logging, serve_until_signalled
-    from ews_testserver.server import EwsServer, ServerConfig
+    try:
+        from ews_testserver.schema import PROFILES
+        from ews_testserver.server import EwsServer, ServerConfig
+        from testserver_core.server import configure_logging, serve_until_signalled
+    except ModuleNotFoundError as exc:
+        not_installed(exc, "EWS")
+        raise
 
     configure_logging(verbose)
     schemes = tuple(s.strip().lower() for a in auth for s in a.split(",") if s.strip())
@@ -47,8 +69,6 @@ def ews_server(
         typer.echo(f"invalid options: auth={bad or 'ok'} cert-type={cert_type} cert/key must be given together",
                    err=True)
         raise typer.Exit(2)
-    from ews_testserver.schema import PROFILES
-
     if exchange_version not in PROFILES:
         typer.echo(f"invalid --exchange-version {exchange_version!r}; one of {', '.join(PROFILES)}", err=True)
         raise typer.Exit(2)

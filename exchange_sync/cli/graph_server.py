@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from exchange_sync.cli import app
+from exchange_sync.cli.ews_server import not_installed
 
 
 @app.command("graph-server")
@@ -26,10 +27,15 @@ def graph_server(
     """Serve Microsoft Graph mail (delta queries, immutable ids, $batch, $value) over HTTPS, plus an
     OAuth2 client-credentials token endpoint, for mailboxes loaded from .eml folders, mbox files or
     generated mail. Prints one JSON line (graph_url, authority, tenant_id, ca_file, admin_url,
-    admin_token) when ready and serves until SIGTERM/SIGINT.
+    admin_token) when ready and serves until SIGTERM/SIGINT (exit status 0). Exit status 2: invalid
+    options, or the test servers (./testservers, test infrastructure) are not installed.
     """
-    from ews_testserver.common.server import configure_logging, serve_until_signalled
-    from graph_testserver.server import GraphServer, GraphServerConfig
+    try:
+        from graph_testserver.server import GraphServer, GraphServerConfig
+        from testserver_core.server import configure_logging, serve_until_signalled
+    except ModuleNotFoundError as exc:
+        not_installed(exc, "Graph")
+        raise
 
     configure_logging(verbose)
     config = GraphServerConfig(

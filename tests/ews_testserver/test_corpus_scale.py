@@ -13,7 +13,7 @@ from exchangelib.folders import Messages
 from exchangelib.services import SyncFolderItems
 from exchangelib.fields import FieldPath
 
-from ews_testserver.loaders import looks_like_mail
+from testserver_core.loaders import looks_like_mail
 from ews_testserver.testing import exchangelib_account, running_server
 
 CORPUS = Path(os.environ.get("EXCHANGE_SYNC_CORPUS")

@@ -7,9 +7,9 @@ import email
 import email.policy
 from datetime import datetime, timezone
 
-from ews_testserver.generate import generate_messages
-from ews_testserver.loaders import received_for, split_mbox
-from ews_testserver.mailstore import MailStore, StoreError, meta_from_raw, rewrite_subject
+from testserver_core.generate import generate_messages
+from testserver_core.loaders import received_for, split_mbox
+from testserver_core.mailstore import MailStore, StoreError, meta_from_raw, rewrite_subject
 from ews_testserver.testing import make_mime
 
 
@@ -122,7 +122,7 @@ def test_binary_parts_are_line_aligned_cuts_of_the_pool():
     """The pre-encoded pool gives the same base64 lines as encoding the cut bytes directly."""
     import random
 
-    from ews_testserver import generate as g
+    from testserver_core import generate as g
 
     raw, _encoded = g._pool()
     for size in (1, 56, 57, 58, 1_000, 60_000, g.ATTACHMENT_MAX_BYTES):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ews_testserver.common import audit
+from testserver_core import audit
 from graph_testserver import csdl
 from graph_testserver.api import Reply, error
 from graph_testserver.server import audit_reply

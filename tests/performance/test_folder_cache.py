@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from ews_testserver.testing import make_mime
 
-from ews_testserver import ids
+from testserver_core import ids
 from exchange_sync.config import parse_config
 from exchange_sync.pipeline.folder_cache import forget_folders
 from exchange_sync.pipeline.runtime import checkpoint_store

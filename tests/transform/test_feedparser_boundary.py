@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ews_testserver.generate import generate_messages
+from testserver_core.generate import generate_messages
 from exchange_sync.transform import feedparser_boundary
 
 SAMPLES = Path(__file__).parent / "samples"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from testserver_core.admin import AdminError, MailRoutes
+from testserver_core.mailstore import Item
+
 from . import notifications
-from .common.admin import AdminError, MailRoutes
 from .faults import FaultRule
-from .mailstore import Item
 
 if TYPE_CHECKING:
     from .server import ServerState

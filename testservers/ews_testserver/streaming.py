@@ -16,8 +16,9 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from testserver_core import audit
+
 from . import notifications, soap
-from .common import audit
 
 if TYPE_CHECKING:
     from .operations import Context

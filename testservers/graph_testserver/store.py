@@ -1,9 +1,9 @@
-"""Graph's view of the EWS test server's in-memory mail store.
+"""Graph's view of the in-memory mail store the EWS test server serves too (``testserver_core``).
 
-The mailboxes, folders, items, change logs and loaders are ``ews_testserver``'s (imported, not
+The mailboxes, folders, items, change logs and loaders are ``testserver_core``'s (imported, not
 copied). What differs in Graph is identity and the shape of changes:
 
-- Immutable ids (``Prefer: IdType="ImmutableId"``): an item keeps its id when it moves. The EWS store's
+- Immutable ids (``Prefer: IdType="ImmutableId"``): an item keeps its id when it moves. The mail store's
   ``move_item`` allocates a new item number (EWS semantics), so ``move_keep_id`` here detaches and
   re-attaches the *same* item: the old folder's change log gets a delete (Graph reports ``@removed``)
   and the new folder's log a create (Graph reports the message as new there).
@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from ews_testserver.loaders import load_mailboxes  # noqa: F401 - the --mailbox specs, as ews-server loads them
-from ews_testserver.mailstore import Folder, Item, Mailbox, MailStore
+from testserver_core.loaders import load_mailboxes  # noqa: F401 - the --mailbox specs, as ews-server loads them
+from testserver_core.mailstore import Folder, Item, Mailbox, MailStore
 
 # The well-known folder names Graph accepts in place of a mailFolder id (mailFolder resource type,
 # "Well-known folder names"); Graph's mailFolders hold mail folders only (no Calendar/Contacts/Tasks/Notes).
@@ -217,6 +217,6 @@ def _ancestors(folder: Folder, mbx: Mailbox) -> Iterator[Folder]:
 
 
 def iso(dt: datetime) -> str:
-    from ews_testserver.mimeinfo import fmt_dt
+    from testserver_core.mimeinfo import fmt_dt
 
     return fmt_dt(dt)

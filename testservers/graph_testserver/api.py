@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ews_testserver.mailstore import Folder, Item, Mailbox
+from testserver_core.mailstore import Folder, Item, Mailbox
 
 from .resources import (DEFAULT_MESSAGE_PROPS, FOLDER_PROPS, MESSAGE_PROPS, change_key, folder_json, message_json,
                         parse_select, user_json)

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testserver_core import audit
+from testserver_core.admin import serve_admin
+from testserver_core.mailstore import WELL_KNOWN_2013, WELL_KNOWN_ONLINE, MailStore
+from testserver_core.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
+from testserver_core.server import now_iso as _now
+
 from . import admin, schema, soap
-from .common import audit
-from .common.admin import serve_admin
-from .common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
-from .common.server import now_iso as _now
 from .auth import Account, AccountRegistry, NtlmAcceptor, parse_account, parse_basic
 from .faults import FaultPlan
-from .mailstore import WELL_KNOWN_2013, WELL_KNOWN_ONLINE, MailStore
 from .notifications import FAULT_KINDS as NOTIFICATION_FAULTS, NotificationHub
 from .operations import WRITE_OPERATIONS, Context, dispatch
 from .streaming import serve_stream
@@ -404,7 +405,7 @@ class EwsServer(BackgroundServer):
             self.state.accounts.grant(user, address)
 
     def _load_mailboxes(self) -> None:
-        from .loaders import load_mailboxes
+        from testserver_core.loaders import load_mailboxes
 
         self.loaded = load_mailboxes(self.state.store, self.config.mailboxes, self.config.seed)
 

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ews_testserver.testing import RunningServer, ServerStartError, launch_cli_server  # noqa: F401 - ServerStartError re-exported
+from testserver_core.testing import RunningServerBase, launch_cli_server
 
 DEFAULT_APP = ("client-id", "client-secret")
 
 
 @dataclass
-class RunningGraphServer(RunningServer):
+class RunningGraphServer(RunningServerBase):
     graph_url: str = ""
     authority: str = ""
     tenant_id: str = ""

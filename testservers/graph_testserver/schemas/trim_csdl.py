@@ -1,8 +1,8 @@
 """Cut the part of Microsoft Graph's v1.0 CSDL the Graph test server serves out of the full document.
 
-    .venv/bin/python graph_testserver/schemas/trim_csdl.py /work/shared/protocol/graph/cleanMetadata-v1.0.xml
+    .venv/bin/python testservers/graph_testserver/schemas/trim_csdl.py /work/shared/protocol/graph/cleanMetadata-v1.0.xml
 
-writes ``graph_testserver/schemas/graph-v1.0-mail.xml`` (next to this script). The source is
+writes ``testservers/graph_testserver/schemas/graph-v1.0-mail.xml`` (next to this script). The source is
 microsoftgraph/msgraph-metadata ``clean_v10_metadata/cleanMetadata-v1.0.xml`` at the commit in ``COMMIT``
 (MIT, ``LICENSE``). Kept, unchanged apart from dropping ``<Annotation>`` elements (documentation and
 capability records, not structure):

@@ -1,6 +1,6 @@
 """Control API under /admin: the EWS test server's routes (same bodies), plus Graph-specific ones.
 
-Mail and fault-plan routes are the EWS test server's (``ews_testserver.common.admin.MailRoutes``) with
+Mail and fault-plan routes are the ones the EWS test server answers too (``testserver_core.admin.MailRoutes``) with
 Graph ids; a move keeps the message's immutable id (``GraphStore.move_keep_id``). Graph-only routes:
 ``POST /admin/tokens/expire`` (every issued access token answers 401 from now on), ``POST /admin/delta/expire``
 (every delta/skip token answers 410), ``POST /admin/policy`` (application access policy), ``POST /admin/concurrency``.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ews_testserver.common.admin import AdminError, MailRoutes
-from ews_testserver.mailstore import Folder, Item, MailStore
+from testserver_core.admin import AdminError, MailRoutes
+from testserver_core.mailstore import Folder, Item, MailStore
 
 from .faults import FaultRule
 from .store import GraphStore

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from .. import loaders
-from ..mailstore import Folder, Item, Mailbox, MailStore, StoreError, rewrite_body, rewrite_subject
+from . import loaders
+from .mailstore import Folder, Item, Mailbox, MailStore, StoreError, rewrite_body, rewrite_subject
 
 
 class AdminError(Exception):

@@ -19,8 +19,10 @@ from typing import Any
 
 from lxml import etree
 
-from . import ids as idfmt, mimeinfo, notifications
-from .mailstore import Folder, Item, Mailbox, MailStore, StoreError
+from testserver_core import ids as idfmt, mimeinfo
+from testserver_core.mailstore import Folder, Item, Mailbox, MailStore, StoreError
+
+from . import notifications
 from .schema import PROFILES, Profile
 from .soap import (
     Request, ResponseError, SoapFault, error_message, m, response_root, sub, sub_base64, success_message, t,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ews_testserver.common.faults import FaultPlan, FaultRuleBase
+from testserver_core.faults import FaultPlan, FaultRuleBase
 
 __all__ = ["KINDS", "FaultPlan", "FaultRule"]
 

@@ -2,7 +2,7 @@
 
 One port plays both graph.microsoft.com and login.microsoftonline.com (``authority`` =
 ``https://127.0.0.1:PORT``). Plumbing (threaded stdlib server, TLS handshake in the connection
-thread, trustme certificates, request log) is shared with the EWS test server: ``ews_testserver.common.server``.
+thread, trustme certificates, request log) is shared with the EWS test server: ``testserver_core.server``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ews_testserver.common import audit
-from ews_testserver.common.admin import serve_admin
-from ews_testserver.common.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
-from ews_testserver.common.server import now_iso as _now
+from testserver_core import audit
+from testserver_core.admin import serve_admin
+from testserver_core.server import BackgroundServer, BaseHandler, RequestLog, ThreadedServer, make_tls_context
+from testserver_core.server import now_iso as _now
 
 from . import admin
 from . import csdl

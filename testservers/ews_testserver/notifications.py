@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from .mailstore import Folder, Mailbox, StoreChange
+from testserver_core.mailstore import Folder, Mailbox, StoreChange
+
 from .soap import ResponseError, SoapFault, error_message, m, response_root, sub, success_message, t
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from ews_testserver import mimeinfo
-from ews_testserver.mailstore import Folder, Item, Mailbox
+from testserver_core import mimeinfo
+from testserver_core.mailstore import Folder, Item, Mailbox
 
 from .store import GraphStore, iso
 
