@@ -26,7 +26,6 @@ call (an unset secret, an unusable TLS setting) raise ``CheckConfigError``: exit
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -35,23 +34,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from exchange_sync.config import (
-    EwsConnection,
-    GraphConnection,
-    IntegrationConfig,
-    MailboxConfig,
-    SecretResolutionError,
-)
+from exchange_sync.config import IntegrationConfig, MailboxConfig
 
 __all__ = [
     "CheckConfigError",
     "CheckReport",
     "MailboxCheck",
     "ServerCheck",
+    "Outcome",
+    "Scrubber",
     "check_connection",
-    "check_ews",
-    "check_graph",
     "probe_tls",
+    "reach",
 ]
 
 OK = "ok"
@@ -159,11 +153,15 @@ class CheckReport:
 
 # ---- dispatch --------------------------------------------------------------------------------------
 def check_connection(config: IntegrationConfig) -> CheckReport:
-    """Check ``config``'s server and mailboxes (dispatch on ``connection.kind``)."""
-    checker = _CHECKERS.get(getattr(config.connection, "kind", "ews"))
-    if checker is None:
-        raise CheckConfigError(f"connection.kind {config.connection.kind!r}: no connection check for it")
-    return checker(config)
+    """Check ``config``'s server and mailboxes with its source's check (``sources.registry``: each source
+    package has a ``check`` module built on this one's ``reach``)."""
+    from exchange_sync.sources import SourceConfigError, source_kind
+
+    try:
+        kind = source_kind(config)
+    except SourceConfigError as exc:
+        raise CheckConfigError(exc.message) from None
+    return kind.check(config)
 
 
 # ---- TLS ---------------------------------------------------------------------------------------------
@@ -233,7 +231,7 @@ def _probe(server: ServerCheck, url: str, ctx: ssl.SSLContext, timeout_s: float)
 
 
 # ---- mailboxes ---------------------------------------------------------------------------------------
-class _Scrubber:
+class Scrubber:
     """Removes a secret's value from messages (they are built from safe parts; this is a second guard)."""
 
     def __init__(self, *secrets: str | None) -> None:
@@ -248,12 +246,12 @@ class _Scrubber:
 
 
 @dataclass
-class _Outcome:
+class Outcome:
     check: MailboxCheck
     session: Any = None
 
 
-def _check_mailbox(open_mailbox: Callable[[str], Any], mb: MailboxConfig, scrub: _Scrubber) -> _Outcome:
+def _check_mailbox(open_mailbox: Callable[[str], Any], mb: MailboxConfig, scrub: Scrubber) -> Outcome:
     from exchange_sync.sources import SourceError
     from exchange_sync.sources.folders import select_mail_folders
 
@@ -265,15 +263,15 @@ def _check_mailbox(open_mailbox: Callable[[str], Any], mb: MailboxConfig, scrub:
     except SourceError as exc:
         # ``.reason``, not the class: reasons the source learns later are reported as they come.
         reason = getattr(exc, "reason", None) or "exchange_error"
-        return _Outcome(MailboxCheck(mb.email, reason, reason, scrub(exc.message or str(exc))), session)
+        return Outcome(MailboxCheck(mb.email, reason, reason, scrub(exc.message or str(exc))), session)
     except Exception as exc:  # noqa: BLE001 - a check reports, it does not crash on one mailbox
-        return _Outcome(MailboxCheck(mb.email, "unexpected_error", "unexpected_error",
+        return Outcome(MailboxCheck(mb.email, "unexpected_error", "unexpected_error",
                                      scrub(f"{type(exc).__name__}: {exc}"[:500])), session)
-    return _Outcome(MailboxCheck(mb.email, OK, None, None, len(mail), len(folders)), session)
+    return Outcome(MailboxCheck(mb.email, OK, None, None, len(mail), len(folders)), session)
 
 
 def _check_mailboxes(config: IntegrationConfig, open_mailbox: Callable[[str], Any],
-                     scrub: _Scrubber) -> list[_Outcome]:
+                     scrub: Scrubber) -> list[Outcome]:
     """The first enabled mailbox alone (credentials, version probe), then the others in parallel."""
     enabled = config.enabled_mailboxes
     if not enabled:
@@ -284,12 +282,12 @@ def _check_mailboxes(config: IntegrationConfig, open_mailbox: Callable[[str], An
     status = first.check.status
     if status == CREDENTIALS:
         for mb in rest:
-            outcomes[mb.email] = _Outcome(MailboxCheck(
+            outcomes[mb.email] = Outcome(MailboxCheck(
                 mb.email, CREDENTIALS, CREDENTIALS,
                 f"not tried: the server refused the credentials for {enabled[0].email}"))
     elif status in SERVER_REASONS:
         for mb in rest:
-            outcomes[mb.email] = _Outcome(MailboxCheck(mb.email, NOT_CHECKED, status))
+            outcomes[mb.email] = Outcome(MailboxCheck(mb.email, NOT_CHECKED, status))
     elif rest:
         workers = max(1, min(config.concurrency.mailboxes, len(rest)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check-mailbox") as pool:
@@ -298,8 +296,8 @@ def _check_mailboxes(config: IntegrationConfig, open_mailbox: Callable[[str], An
     return [outcomes[mb.email] for mb in enabled]
 
 
-def _reach(config: IntegrationConfig, server: ServerCheck, source: Any, url: str, ctx: ssl.SSLContext,
-           scrub: _Scrubber) -> tuple[CheckReport, list[_Outcome]]:
+def reach(config: IntegrationConfig, server: ServerCheck, source: Any, url: str, ctx: ssl.SSLContext,
+           scrub: Scrubber) -> tuple[CheckReport, list[Outcome]]:
     """One TLS handshake, then every mailbox through ``source``; no mailbox is tried when the handshake fails."""
     if not _probe(server, url, ctx, config.connection.timeout_s):
         return _finish(config, server, []), []
@@ -308,7 +306,7 @@ def _reach(config: IntegrationConfig, server: ServerCheck, source: Any, url: str
     return _finish(config, server, outcomes), outcomes
 
 
-def _finish(config: IntegrationConfig, server: ServerCheck, outcomes: list[_Outcome]) -> CheckReport:
+def _finish(config: IntegrationConfig, server: ServerCheck, outcomes: list[Outcome]) -> CheckReport:
     by_email = {o.check.email: o.check for o in outcomes}
     mailboxes = []
     for mb in config.mailboxes:
@@ -330,90 +328,3 @@ def _finish(config: IntegrationConfig, server: ServerCheck, outcomes: list[_Outc
         server.reachable = False
         server.error = ServerError(first.status, first.message or first.status)
     return CheckReport(config.name, server, mailboxes)
-
-
-# ---- EWS ----------------------------------------------------------------------------------------------
-def _ews_version(outcomes: list[_Outcome]) -> tuple[str | None, str | None]:
-    """(api_version, build) from the ServerVersionInfo header of a mailbox's answer: exchangelib keeps it on
-    the account. Never the configured ``exchange_version`` or a failed probe's guess: only what the server said."""
-    for o in outcomes:
-        if o.check.status in SERVER_REASONS or o.check.status in (CREDENTIALS, NOT_CHECKED) or o.session is None:
-            continue
-        account = getattr(o.session, "account", None)
-        version = getattr(account, "_version", None)  # set by the answers; reading .version could probe
-        if version is not None and getattr(version, "build", None):
-            return version.api_version, str(version.build)
-    return None, None
-
-
-def check_ews(config: IntegrationConfig) -> CheckReport:
-    from exchange_sync.sources.ews import EwsSource
-    from exchange_sync.sources import SourceError
-    from exchange_sync.sources import redact_url
-    from exchange_sync.sources.tls import build_ssl_context
-
-    conn = config.connection
-    assert isinstance(conn, EwsConnection)
-    ref = conn.client_secret if conn.auth == "oauth2" else conn.password
-    if ref is None:
-        raise CheckConfigError(f"connection: auth {conn.auth} needs a secret")
-    try:
-        secret = ref.resolve()
-    except SecretResolutionError as exc:
-        raise CheckConfigError(f"connection: {exc}") from None
-    scrub = _Scrubber(secret.get_secret_value())
-    server = ServerCheck(url=redact_url(conn.server_url), kind="ews", auth=conn.auth)
-    try:
-        ctx = build_ssl_context(conn.tls)
-        source = EwsSource(conn, secret, max_connections=config.concurrency.connections_per_server,
-                           fetch_chunk_size=config.fetch_chunk_size)
-    except SourceError as exc:  # invalid_tls_config, invalid_source_config (e.g. exchange_version)
-        raise CheckConfigError(f"{exc.reason}: {scrub(exc.message)}") from None
-    with source:
-        report, outcomes = _reach(config, server, source, conn.server_url, ctx, scrub)
-    if outcomes and report.server.reachable:
-        server.version, server.build = _ews_version(outcomes)
-    return report
-
-
-# ---- Graph --------------------------------------------------------------------------------------------
-def _graph_version(graph_url: str) -> str:
-    segment = urlsplit(graph_url).path.rstrip("/").rsplit("/", 1)[-1]
-    return f"Microsoft Graph {segment}" if re.fullmatch(r"v\d+(\.\d+)?|beta", segment) else "Microsoft Graph"
-
-
-def check_graph(config: IntegrationConfig) -> CheckReport:
-    from exchange_sync.sources.graph import GraphSource
-    from exchange_sync.sources.graph.source import credential_for
-    from exchange_sync.sources import SourceError
-    from exchange_sync.sources.tls import build_ssl_context
-
-    conn = config.connection
-    assert isinstance(conn, GraphConnection)
-    try:
-        credential = credential_for(conn, None)
-    except SecretResolutionError as exc:
-        raise CheckConfigError(f"connection: {exc}") from None
-    except SourceError as exc:  # an unreadable certificate file
-        raise CheckConfigError(f"{exc.reason}: {exc.message}") from None
-    secret_value = credential.get_secret_value() if hasattr(credential, "get_secret_value") else None
-    scrub = _Scrubber(secret_value)
-    server = ServerCheck(url=conn.graph_url, kind="graph",
-                         auth="client_secret" if conn.certificate is None else "certificate")
-    try:
-        ctx = build_ssl_context(conn.tls)
-        source = GraphSource(conn, credential if conn.certificate is None else None,
-                             max_connections=config.concurrency.connections_per_server,
-                             fetch_chunk_size=config.fetch_chunk_size)
-    except SourceError as exc:
-        raise CheckConfigError(f"{exc.reason}: {scrub(exc.message)}") from None
-    except SecretResolutionError as exc:
-        raise CheckConfigError(f"connection: {exc}") from None
-    with source:
-        report, outcomes = _reach(config, server, source, conn.graph_url, ctx, scrub)
-    if outcomes and server.auth_accepted:  # Graph answered (a refused token never reached it)
-        server.version = _graph_version(conn.graph_url)
-    return report
-
-
-_CHECKERS: dict[str, Callable[[IntegrationConfig], CheckReport]] = {"ews": check_ews, "graph": check_graph}

@@ -1,8 +1,9 @@
 """Which source serves which ``connection.kind``: the one place the pipeline, ``check`` and ``watch`` look.
 
 Adding a source: a package under ``sources/`` implementing ``base.Source`` (its ``from_config(config,
-server_info)`` opens it), its connection model in ``config.py`` (a ``kind`` literal in the ``connection``
-union), and one line in ``SOURCES``. Packages are imported on first use, so an integration never loads
+server_info)`` opens it) with a ``check`` module (``check(config) -> CheckReport``, built on
+``exchange_sync.check.reach``), its connection model in ``config.py`` (a ``kind`` literal in the
+``connection`` union), and one line in ``SOURCES``. Packages are imported on first use, so an integration never loads
 another protocol's client library.
 """
 
@@ -10,30 +11,42 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from exchange_sync.config import IntegrationConfig
 
 from .base import ServerInfoStore, Source
 from .errors import SourceConfigError
 
+if TYPE_CHECKING:
+    from exchange_sync.check import CheckReport
+
+
+def _resolve(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
 
 @dataclass(frozen=True)
 class SourceKind:
     kind: str  # connection.kind
-    factory: str  # "module:Class" whose ``from_config(config, server_info)`` opens the source
+    package: str  # e.g. "exchange_sync.sources.ews": its ``Source`` class and its ``check`` module
+    source_class: str  # the class whose ``from_config(config, server_info)`` opens the source
     description: str
 
     def open(self, config: IntegrationConfig, server_info: ServerInfoStore | None = None) -> Source:
-        module, _, name = self.factory.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        return cls.from_config(config, server_info)
+        return _resolve(f"{self.package}:{self.source_class}").from_config(config, server_info)
+
+    def check(self, config: IntegrationConfig) -> CheckReport:
+        """``exchange-sync check``: the package's ``check.check(config)``."""
+        return _resolve(f"{self.package}.check:check")(config)
 
 
 SOURCES: dict[str, SourceKind] = {
     s.kind: s
     for s in (
-        SourceKind("ews", "exchange_sync.sources.ews:EwsSource", "Exchange Web Services (Exchange 2007 SP1+, Online)"),
-        SourceKind("graph", "exchange_sync.sources.graph:GraphSource", "Microsoft Graph (Exchange Online)"),
+        SourceKind("ews", "exchange_sync.sources.ews", "EwsSource", "Exchange Web Services (Exchange 2007 SP1+, Online)"),
+        SourceKind("graph", "exchange_sync.sources.graph", "GraphSource", "Microsoft Graph (Exchange Online)"),
     )
 }
 

@@ -275,7 +275,7 @@ def _config(mailboxes: list):
 
 def test_reasons_are_reported_by_their_code_and_set_the_exit_status():
     """A reason the source learns later (server_rejected_request) is reported as is, by ``.reason``."""
-    from exchange_sync.check import ServerCheck, _check_mailboxes, _finish, _Scrubber
+    from exchange_sync.check import Scrubber, ServerCheck, _check_mailboxes, _finish
     from exchange_sync.sources import SourceError
     from exchange_sync.sources.models import FolderInfo
 
@@ -296,7 +296,7 @@ def test_reasons_are_reported_by_their_code_and_set_the_exit_status():
 
     config = _config(["ok@x.com", "rejected@x.com", {"email": "off@x.com", "enabled": False}])
     server = ServerCheck(url="https://ews.example", kind="ews", auth="ntlm", reachable=True)
-    report = _finish(config, server, _check_mailboxes(config, Session, _Scrubber("secret-value")))
+    report = _finish(config, server, _check_mailboxes(config, Session, Scrubber("secret-value")))
     assert [(m.email, m.status) for m in report.mailboxes] == [
         ("ok@x.com", "ok"), ("rejected@x.com", "server_rejected_request"), ("off@x.com", "disabled")]
     assert (report.mailboxes[0].mail_folders, report.mailboxes[0].total_folders) == (1, 2)
@@ -308,8 +308,8 @@ def test_reasons_are_reported_by_their_code_and_set_the_exit_status():
 
 
 def test_graph_version_from_the_url():
-    from exchange_sync.check import _graph_version
+    from exchange_sync.sources.graph.check import graph_version
 
-    assert _graph_version("https://graph.microsoft.com/v1.0") == "Microsoft Graph v1.0"
-    assert _graph_version("https://graph.microsoft.us/beta") == "Microsoft Graph beta"
-    assert _graph_version("https://proxy.example/graph") == "Microsoft Graph"
+    assert graph_version("https://graph.microsoft.com/v1.0") == "Microsoft Graph v1.0"
+    assert graph_version("https://graph.microsoft.us/beta") == "Microsoft Graph beta"
+    assert graph_version("https://proxy.example/graph") == "Microsoft Graph"
