@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
-from exchange_sync.destinations.bucket import ReinferBucketDestination  # noqa: E402
+from exchange_sync.destinations.bucket import ReinferBucketClient  # noqa: E402
 from exchange_sync.store import SqlStore  # noqa: E402
 from tests.support.api import running_api  # noqa: E402
 from tests.support.comments import make_comment  # noqa: E402
@@ -29,7 +29,7 @@ def main(n: int = 500, body: int = 45_000) -> None:
                      "datetime_received": datetime.now(timezone.utc), "size": len(mime), "mime_content": mime})
         comments.append(make_comment(i, extra_properties={"string:Item ID": f"i{i}"}).to_api())
     with running_api(f"sqlite:///{tmp}/api.db") as api, SqlStore(f"sqlite:///{tmp}/state.db") as ledger:
-        dest = ReinferBucketDestination(api.url, "acme", "bench", api.token, ledger=ledger)
+        dest = ReinferBucketClient(api.url, "acme", "bench", api.token, ledger=ledger)
         for label in ("first load", "replay"):
             started = time.perf_counter()
             counts = dest.load_staged(iter(rows), comments)

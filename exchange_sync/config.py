@@ -479,7 +479,8 @@ class ReinferBucketDestination(_Model):
         return self
 
 
-Destination = Annotated[StoreDestination | ReinferDestination | ReinferBucketDestination, Field(discriminator="kind")]
+DestinationConfig = Annotated[StoreDestination | ReinferDestination | ReinferBucketDestination,
+                             Field(discriminator="kind")]
 
 
 class StagingConfig(_Model):
@@ -542,7 +543,7 @@ class IntegrationConfig(_Model):
     name: str
     connection: Connection
     mailboxes: list[MailboxConfig] = Field(min_length=1)
-    destination: Destination = StoreDestination()
+    destination: DestinationConfig = StoreDestination()
     staging: StagingConfig = StagingConfig()
     state: StateConfig = StateConfig()
     batch_size: int = Field(default=512, ge=1, le=512, description="SyncFolderItems MaxChangesReturned")

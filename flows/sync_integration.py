@@ -52,7 +52,7 @@ from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.pipeline.report import RunReport, comments_page_link, render_markdown
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.store.state import INTEGRATION_WIDE_REASONS
-from tasks.pipeline import PrefectSteps
+from tasks.pipeline import PREFECT_STEPS
 
 Mode = Literal["incremental", "backfill"]
 
@@ -221,7 +221,7 @@ def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime
                  limit_mode: str) -> MailboxReport:
     """One mailbox on the flow's shared Runtime (threads), inside its server slot."""
     with server_slot(rt.config.connection.server_key, limit_mode):
-        return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start,
+        return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start,
                                                     end=end))
 
 
@@ -233,7 +233,7 @@ def sync_mailbox_remote(config: IntegrationConfig, mailbox: MailboxConfig, mode:
     rt = Runtime.open(config)
     try:
         with server_slot(config.connection.server_key, limit_mode):
-            return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PrefectSteps(), mode=mode, start=start,
+            return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start,
                                                         end=end))
     finally:
         rt.close()
@@ -286,7 +286,7 @@ def _record_filtered(rt: Runtime, config: IntegrationConfig, report: RunReport, 
     from exchange_sync.store.usage_filtered import add_filtered
 
     try:
-        add_filtered(rt.loader.checkpoints, config.name, report.started_at.date(),
+        add_filtered(rt.checkpoints, config.name, report.started_at.date(),
                      {m.mailbox: m.filtered for m in report.mailboxes})
     except Exception as exc:  # noqa: BLE001 - a count shown beside usage must not fail the run
         logger.warning("could not record the filtered counts (%s: %s)", type(exc).__name__, exc)

@@ -1,4 +1,5 @@
-"""One Prefect task per pipeline step; each works on a whole page and passes paths, never mail.
+"""The pipeline's ``Steps`` table as Prefect tasks: one task run per step of a page; each works on a
+whole page and passes paths, never mail.
 
 ``cache_policy=NONE``: the inputs hold live connections and the steps have side effects, so
 caching by inputs would be both meaningless and wrong. Retries are not configured here: the
@@ -8,14 +9,20 @@ failed load is safe to rerun as a whole because loads are idempotent.
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NONE
 
-from exchange_sync.pipeline import steps as plain
 from exchange_sync.pipeline.runtime import Runtime
+from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps, TransformedBatch
+from exchange_sync.sources.models import FolderInfo
+from exchange_sync.staging import folder_key
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Staging folder key (``<staging>/<integration>/<mailbox>/<key>/<batch>``) -> folder path, filled by
 # the extract tasks, so that a transform task run (which only gets the staged file) is named after
@@ -23,12 +30,18 @@ from exchange_sync.pipeline.runtime import Runtime
 _FOLDER_PATHS: dict[str, str] = {}
 
 
-def _remember_folder(folder) -> None:
-    from exchange_sync.staging import folder_key
+def _remembering_folder(step: Callable[P, R]) -> Callable[P, R]:
+    """An extract step that first notes its folder's path for ``transform_run_name``. ``wraps`` keeps the
+    step's signature (the task run name template reads its parameters) and name (the task key)."""
 
-    folder_id = getattr(folder, "folder_id", None)
-    if folder_id:
-        _FOLDER_PATHS[folder_key(folder_id)] = str(getattr(folder, "path", folder_id))
+    @functools.wraps(step)
+    def extract(*args: P.args, **kwargs: P.kwargs) -> R:
+        folder = kwargs["folder"] if "folder" in kwargs else args[2]
+        assert isinstance(folder, FolderInfo)
+        _FOLDER_PATHS[folder_key(folder.folder_id)] = folder.path
+        return step(*args, **kwargs)
+
+    return extract
 
 
 def transform_run_name() -> str:
@@ -42,53 +55,23 @@ def transform_run_name() -> str:
     return "transform"
 
 
-@task(name="extract", cache_policy=NONE, task_run_name="extract {mailbox} {folder.path}")
-def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, start: datetime | None):
-    _remember_folder(folder)
-    return plain.extract_page(rt, mailbox, folder, sync_state, start)
+extract_page = task(name="extract", cache_policy=NONE, task_run_name="extract {mailbox} {folder.path}")(
+    _remembering_folder(PLAIN_STEPS.extract_page))
+extract_refs = task(name="extract-range", cache_policy=NONE, task_run_name="extract-range {mailbox} {folder.path}")(
+    _remembering_folder(PLAIN_STEPS.extract_refs))
+transform_batch = task(name="transform", cache_policy=NONE, task_run_name=transform_run_name)(
+    PLAIN_STEPS.transform_batch)
+load_batch = task(name="load", cache_policy=NONE, task_run_name="load {mailbox} {folder.path}")(PLAIN_STEPS.load_batch)
 
 
-@task(name="extract-range", cache_policy=NONE, task_run_name="extract-range {mailbox} {folder.path}")
-def extract_refs(rt: Runtime, mailbox: str, folder, refs: list):
-    _remember_folder(folder)
-    return plain.extract_refs(rt, mailbox, folder, refs)
-
-
-@task(name="transform", cache_policy=NONE, task_run_name=transform_run_name)
-def transform_batch(rt: Runtime, staged_path: str):
-    return plain.transform_batch(rt, staged_path)
-
-
-@task(name="load", cache_policy=NONE, task_run_name="load {mailbox} {folder.path}")
-def load_batch(
-    rt: Runtime,
-    mailbox: str,
-    folder,
-    batch,
-    deletes: list[str] | None = None,
-    sync_state: str | None = None,
-    commit_state: bool = True,
-    items_synced: int = 0,
-):
-    return plain.load_batch(
-        rt, mailbox, folder, batch,
-        deletes=deletes, sync_state=sync_state, commit_state=commit_state, items_synced=items_synced,
-    )
-
-
-def load_or_commit(rt: Runtime, mailbox: str, folder, batch, **kw):
+def load_or_commit(rt: Runtime, mailbox: str, folder: FolderRef, batch: TransformedBatch | None,
+                   page: ExtractedPage | None, commit_state: bool) -> LoadResult:
     """``load_batch`` as a task run when there is something to load; a page without items or
     deletions (every folder of a no-change poll) only commits its state and sync time, in a
     plain call: as a task run it was half of a poll's Prefect traffic (docs/performance.md)."""
-    if batch is None and not kw.get("deletes"):
-        return plain.load_batch(rt, mailbox, folder, batch, **kw)
-    return load_batch(rt, mailbox, folder, batch, **kw)
+    step = load_batch if batch is not None or (page is not None and page.deletes) else PLAIN_STEPS.load_batch
+    return step(rt, mailbox, folder, batch, page, commit_state)
 
 
-class PrefectSteps:
-    """The ``Steps`` of ``exchange_sync.pipeline.mailbox`` as Prefect task runs."""
-
-    extract_page = staticmethod(extract_page)
-    extract_refs = staticmethod(extract_refs)
-    transform_batch = staticmethod(transform_batch)
-    load_batch = staticmethod(load_or_commit)
+PREFECT_STEPS = Steps(extract_page=extract_page, extract_refs=extract_refs, transform_batch=transform_batch,
+                      load_batch=load_or_commit)

@@ -35,8 +35,12 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from exchange_sync.comment import ApiComment
+from exchange_sync.config import IntegrationConfig
+from exchange_sync.destinations.base import commit_after_load
 from exchange_sync.destinations.reinfer_http import ReinferError, ReinferHttp, api_message
-from exchange_sync.store import SqlStore, SyncCounts, textpolicy
+from exchange_sync.staging import Staging
+from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey, textpolicy
 from exchange_sync.store import buckets as bucket_store
 
 DEFAULT_MAX_EMAILS = 256
@@ -101,7 +105,7 @@ def email_of(row: dict[str, Any], comment: dict[str, Any]) -> dict[str, Any]:
             "attachments": attachments}
 
 
-class ReinferBucketDestination(ReinferHttp):
+class ReinferBucketClient(ReinferHttp):
     """``PUT`` raw emails into ``<base_url>/api/_private/buckets/<owner>/<bucket>/emails``."""
 
     def __init__(self, base_url: str, owner: str, bucket: str, token: str, *, ledger: SqlStore,
@@ -118,7 +122,7 @@ class ReinferBucketDestination(ReinferHttp):
         self.ledger_key = f"bucket:{self.base_url}/{owner}/{bucket}"
 
     def __repr__(self) -> str:  # never the token
-        return f"ReinferBucketDestination({self.base_url!r}, {self.owner!r}, {self.bucket!r})"
+        return f"ReinferBucketClient({self.base_url!r}, {self.owner!r}, {self.bucket!r})"
 
     @property
     def emails_url(self) -> str:
@@ -190,3 +194,33 @@ class ReinferBucketDestination(ReinferHttp):
                 counts = counts + SyncCounts(updated=1, updated_properties_only=1)
         bucket_store.ledger_put(self.ledger, self.ledger_key, list(sent.values()))
         return counts
+
+
+class ReinferBucketEmailsDestination:
+    """The ``reinfer_bucket`` kind (``base.Destination``): the page's staged raw MIME, one email per comment
+    the transform made, then the watermark and usage in the checkpoints database."""
+
+    def __init__(self, client: ReinferBucketClient, checkpoints: SqlStore, staging: Staging) -> None:
+        self.client, self.checkpoints, self.staging = client, checkpoints, staging
+
+    @classmethod
+    def from_config(cls, config: IntegrationConfig, *, state: SqlStore,
+                    checkpoints: SqlStore) -> ReinferBucketEmailsDestination:
+        dest = config.destination
+        assert dest.kind == "reinfer_bucket"
+        client = ReinferBucketClient(dest.url, dest.owner, dest.bucket, dest.token.resolve().get_secret_value(),
+                                     verify=str(dest.ca_bundle) if dest.ca_bundle else dest.verify_tls, ledger=state)
+        return cls(client, checkpoints, Staging(config.staging.url))
+
+    def load(self, comments: Sequence[ApiComment], *, folder_state: FolderState | None, usage: UsageKey,
+             staged_path: str | None) -> SyncCounts:
+        counts = SyncCounts()
+        if comments:
+            if staged_path is None:
+                raise ValueError("a bucket destination loads staged batches: no staged batch was given")
+            rows = (row for part in self.staging.iter_batch(staged_path, ROWS_AT_ONCE) for row in part.to_pylist())
+            counts = self.client.load_staged(rows, comments)
+        return commit_after_load(self.checkpoints, counts, folder_state, usage)
+
+    def close(self) -> None:
+        """Nothing to release: the client's HTTP sessions are per thread and end with their threads."""

@@ -34,25 +34,18 @@ from typing import Any
 from urllib.parse import quote
 
 from exchange_sync.comment import MAX_COMMENTS_PER_SYNC, ApiComment, Comment, api_form
-from exchange_sync.destinations.reinfer_http import (
-    RETRY_STATUSES,
-    ReinferAuthError,
-    ReinferError,
-    ReinferHttp,
-    ReinferQuotaError,
-    api_message as _api_message,
-    retry_after_seconds as _retry_after_seconds,
-)
+from exchange_sync.attachments import AttachmentStore, attachments_url
+from exchange_sync.config import IntegrationConfig
+from exchange_sync.destinations.base import commit_after_load
 from exchange_sync.destinations.reinfer_attachments import AttachmentUploads, UploadCounts
-from exchange_sync.store import LedgerEntry, SqlStore, SyncCounts
+from exchange_sync.destinations.reinfer_http import ReinferError, ReinferHttp, api_message as _api_message
+from exchange_sync.store import FolderState, LedgerEntry, SqlStore, SyncCounts, UsageKey
 from exchange_sync.store import textpolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 _COMMENT_FIELDS = ("id", "timestamp", "thread_id", "messages", "user_properties", "attachments", "text_format")
-__all__ = ["RETRY_STATUSES", "ReinferAuthError", "ReinferDestination", "ReinferError", "ReinferQuotaError",
-           "_api_message", "_retry_after_seconds"]
 
 
 class _TooLarge(Exception):
@@ -63,7 +56,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class ReinferDestination(ReinferHttp):
+class ReinferClient(ReinferHttp):
     """``sync()`` into ``<base_url>/api/v1/sources/<project>/<source>/sync``.
 
     ``token`` is the API token itself (the caller resolves it from an environment variable or a
@@ -101,7 +94,7 @@ class ReinferDestination(ReinferHttp):
         self._uploads: AttachmentUploads | None = None
 
     def __repr__(self) -> str:  # never the token
-        return f"ReinferDestination({self.base_url!r}, {self.project!r}, {self.source!r})"
+        return f"ReinferClient({self.base_url!r}, {self.project!r}, {self.source!r})"
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -210,3 +203,36 @@ class ReinferDestination(ReinferHttp):
         if self._uploads is None:
             self._uploads = AttachmentUploads(self, self.project, self.source, self.ledger)
         return self._uploads.upload([api_form(c) for c in comments], store)
+
+
+class ReinferCommentsDestination:
+    """The ``reinfer`` kind (``base.Destination``): the page's comments through ``client``, then the stored
+    attachment content of the mailboxes in ``upload_for`` (``attachments.sync``): after the comments exist
+    on the platform, before the watermark is committed (so a crash in between uploads again, never skips)."""
+
+    def __init__(self, client: ReinferClient, checkpoints: SqlStore, attachments: AttachmentStore,
+                 upload_for: frozenset[str]) -> None:
+        self.client, self.checkpoints, self.attachments, self.upload_for = client, checkpoints, attachments, upload_for
+
+    @classmethod
+    def from_config(cls, config: IntegrationConfig, *, state: SqlStore,
+                    checkpoints: SqlStore) -> ReinferCommentsDestination:
+        dest = config.destination
+        assert dest.kind == "reinfer"
+        client = ReinferClient(
+            dest.url, dest.project, dest.source, dest.token.resolve().get_secret_value(),
+            verify=str(dest.ca_bundle) if dest.ca_bundle else dest.verify_tls,
+            ledger=state,  # what was sent, to keep text frozen without re-reading (docs/destinations.md)
+        )
+        return cls(client, checkpoints, AttachmentStore(attachments_url(config.staging.url)),
+                   frozenset(mb.email for mb in config.mailboxes if mb.attachments.sync))
+
+    def load(self, comments: Sequence[ApiComment], *, folder_state: FolderState | None, usage: UsageKey,
+             staged_path: str | None) -> SyncCounts:
+        counts = self.client.sync(comments, freeze_text=True) if comments else SyncCounts()
+        if comments and usage.mailbox in self.upload_for:
+            self.client.upload_attachments(comments, self.attachments)
+        return commit_after_load(self.checkpoints, counts, folder_state, usage)
+
+    def close(self) -> None:
+        """Nothing to release: the client's HTTP sessions are per thread and end with their threads."""

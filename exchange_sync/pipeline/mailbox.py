@@ -1,7 +1,7 @@
 """Syncing one mailbox: discover folders, then page through each folder's changes.
 
-The loop is plain Python over a ``Steps`` object, so the same code runs with plain functions
-(tests, replay) or with the Prefect task wrappers of ``tasks/`` (one task run per page step).
+The loop is plain Python over a ``steps.Steps`` table, so the same code runs with plain functions
+(``PLAIN_STEPS``: tests, ``watch``) or with the Prefect task wrappers of ``tasks/`` (one task run per page step).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from exchange_sync.config import MailboxConfig
 from exchange_sync.pipeline import progress as run_progress
-from exchange_sync.pipeline import steps as plain_steps
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.pipeline.steps import ExtractedPage, FolderRef, LoadResult, TransformedBatch
+from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps, TransformedBatch, open_session
+from exchange_sync.sources.models import FolderInfo
 from exchange_sync.store import SyncCounts
 
 log = logging.getLogger("exchange_sync.pipeline")
@@ -32,20 +32,6 @@ log = logging.getLogger("exchange_sync.pipeline")
 PREFETCH_PAGES = 4
 
 Mode = Literal["incremental", "backfill"]
-
-
-class Steps(Protocol):
-    def extract_page(self, rt: Runtime, mailbox: str, folder, sync_state: str | None, start) -> ExtractedPage: ...
-    def extract_refs(self, rt: Runtime, mailbox: str, folder, refs: list) -> ExtractedPage: ...
-    def transform_batch(self, rt: Runtime, staged_path: str) -> TransformedBatch: ...
-    def load_batch(self, rt: Runtime, mailbox: str, folder: FolderRef, batch, **kw) -> LoadResult: ...
-
-
-class PlainSteps:
-    extract_page = staticmethod(plain_steps.extract_page)
-    extract_refs = staticmethod(plain_steps.extract_refs)
-    transform_batch = staticmethod(plain_steps.transform_batch)
-    load_batch = staticmethod(plain_steps.load_batch)
 
 
 @dataclass
@@ -106,27 +92,13 @@ def _add(report: MailboxReport, folder_report: FolderReport, page: ExtractedPage
     report.items += page.items
     report.skipped_before_start += page.skipped_before_start
     report.missing += page.missing
-    report.filtered += getattr(page, "filtered", 0)
+    report.filtered += page.filtered
     report.deletes += len(page.deletes)
     report.rejected += result.rejected
-    report.cleaning_fallbacks += getattr(result, "cleaning_fallbacks", 0)
+    report.cleaning_fallbacks += result.cleaning_fallbacks
     folder_report.pages += 1
     folder_report.items += page.items
     folder_report.deletes += len(page.deletes)
-
-
-def _load_page(rt: Runtime, steps: Steps, mailbox: str, ref: FolderRef, page: ExtractedPage, *, commit_state: bool,
-               batch: TransformedBatch | None) -> LoadResult:
-    return steps.load_batch(
-        rt,
-        mailbox,
-        ref,
-        batch,
-        deletes=page.deletes,
-        sync_state=page.sync_state,
-        commit_state=commit_state,
-        items_synced=page.items,
-    )
 
 
 class _Prepared:
@@ -136,12 +108,12 @@ class _Prepared:
 
     __slots__ = ("folder", "page", "batch", "error")
 
-    def __init__(self, folder, page: ExtractedPage | None = None, batch: Future | None = None,
+    def __init__(self, folder: FolderInfo, page: ExtractedPage | None = None, batch: Future | None = None,
                  error: BaseException | None = None) -> None:
         self.folder, self.page, self.batch, self.error = folder, page, batch, error
 
 
-PageSource = Callable[[Any], Iterator[ExtractedPage]]  # folder -> its pages, extracted one by one
+PageSource = Callable[[FolderInfo], Iterator[ExtractedPage]]  # folder -> its pages, extracted one by one
 
 
 class _MailboxPipeline:
@@ -162,7 +134,7 @@ class _MailboxPipeline:
     order, i.e. after every page extracted before it was loaded (the caller can resume from there).
     """
 
-    def __init__(self, folders: list, pages: PageSource, mailbox: str, steps: Steps, rt: Runtime,
+    def __init__(self, folders: list[FolderInfo], pages: PageSource, mailbox: str, steps: Steps, rt: Runtime,
                  depth: int) -> None:
         self.rt, self.steps, self.pages = rt, steps, pages
         self.depth = max(1, depth)
@@ -175,7 +147,7 @@ class _MailboxPipeline:
                                        name=f"extract-{mailbox}", daemon=True)
         self.thread.start()
 
-    def _extract_all(self, folders: list) -> None:
+    def _extract_all(self, folders: list[FolderInfo]) -> None:
         for folder in folders:
             try:
                 pages = self.pages(folder)
@@ -197,7 +169,7 @@ class _MailboxPipeline:
                 self.queue.put(_Prepared(folder, error=exc))
                 return
 
-    def __iter__(self) -> Iterator[tuple[Any, ExtractedPage | None, TransformedBatch | None]]:
+    def __iter__(self) -> Iterator[tuple[FolderInfo, ExtractedPage | None, TransformedBatch | None]]:
         """(folder, page, transformed batch) in extraction order; (folder, None, None) ends a folder."""
         while self.remaining:
             item = self.queue.get()
@@ -222,12 +194,13 @@ class _MailboxPipeline:
 def _no_progress(page: ExtractedPage, state: str | None) -> bool:
     # A server that neither advances the state nor ends the range would loop us forever.
     return page.sync_state == state and not page.items and not page.deletes and not page.skipped_before_start \
-        and not page.missing and not getattr(page, "filtered", 0)
+        and not page.missing and not page.filtered
 
 
-def _incremental_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, fresh: set[str], folder) -> Iterator[ExtractedPage]:
+def _incremental_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, fresh: set[str],
+                       folder: FolderInfo) -> Iterator[ExtractedPage]:
     """A folder's changes since its committed watermark (from none for a folder in ``fresh``)."""
-    saved = None if folder.folder_id in fresh else rt.loader.checkpoints.get_folder_state(
+    saved = None if folder.folder_id in fresh else rt.checkpoints.get_folder_state(
         rt.config.name, mailbox.email, folder.folder_id)
     state = saved.sync_state if saved else None
     while True:
@@ -241,9 +214,9 @@ def _incremental_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, fresh:
 
 
 def _backfill_pages(rt: Runtime, steps: Steps, mailbox: MailboxConfig, start: datetime | None, end: datetime | None,
-                    folder) -> Iterator[ExtractedPage]:
+                    folder: FolderInfo) -> Iterator[ExtractedPage]:
     """A folder's items received in [start, end) (FindItem pages; never reads or moves a watermark)."""
-    session = plain_steps.open_session(rt, mailbox.email)
+    session = open_session(rt, mailbox.email)
     lower = start
     if mailbox.start_timestamp is not None and (lower is None or mailbox.start_timestamp > lower):
         lower = mailbox.start_timestamp  # a backfill never reaches before the mailbox's configured start
@@ -255,14 +228,14 @@ def _report_progress(_mailbox: str, items: int) -> None:
     run_progress.advance(items)
 
 
-def _estimate_items(rt: Runtime, mailbox: str, folders: list) -> int:
+def _estimate_items(rt: Runtime, mailbox: str, folders: list[FolderInfo]) -> int:
     """Items still to sync, for a progress bar's ETA: folder sizes minus what was synced before
     (an estimate: moves, deletes and start_timestamp make it approximate, never wrong data)."""
     total = 0
     for folder in folders:
-        count = getattr(folder, "total_count", None) or 0
+        count = folder.total_count or 0
         if count:
-            state = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
+            state = rt.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
             total += max(count - (state.items_synced if state else 0), 0)
     return total
 
@@ -310,7 +283,7 @@ def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, m
     from exchange_sync.sources import (FolderNotFound, InvalidCredentials, InvalidSyncState, MailboxAccessDenied, MailboxNotFound, SourceError)
     from exchange_sync.sources.folders import select_mail_folders
 
-    steps = steps or PlainSteps()
+    steps = steps or PLAIN_STEPS
     progress = progress or _report_progress
     report = MailboxReport(mailbox=mailbox.email)
     try:
@@ -341,8 +314,8 @@ def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, m
                         done.add(folder.folder_id)
                         report.folders.append(folder_report)
                         continue
-                    result = _load_page(rt, steps, mailbox.email, FolderRef(folder_id=folder.folder_id, path=folder.path),
-                                        page, commit_state=mode == "incremental", batch=batch)
+                    result = steps.load_batch(rt, mailbox.email, FolderRef(folder_id=folder.folder_id, path=folder.path),
+                                              batch, page, mode == "incremental")
                     fresh.discard(folder.folder_id)
                     _add(report, folder_report, page, result)
                     progress(mailbox.email, page.items)
@@ -353,7 +326,7 @@ def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, m
                 # Raised after every page before it was loaded, so the failing folder is todo[0] and
                 # its committed watermark is the state that was sent.
                 folder = todo[0]
-                sent = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox.email, folder.folder_id)
+                sent = rt.checkpoints.get_folder_state(rt.config.name, mailbox.email, folder.folder_id)
                 if folder.folder_id in fresh or sent is None or sent.sync_state is None:
                     raise
                 # The server forgot our state (expired or corrupt): start the folder over. The store's

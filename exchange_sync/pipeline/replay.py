@@ -27,7 +27,7 @@ def replay(config: IntegrationConfig, mailboxes: list[str] | None = None) -> dic
                 continue
             folder = FolderRef(folder_id=str(frame["folder_id"].iloc[0]), path=str(frame["folder_path"].iloc[0]))
             batch = transform_batch(rt, path)
-            result = load_batch(rt, mailbox, folder, batch, commit_state=False)
+            result = load_batch(rt, mailbox, folder, batch, None, False)  # no page: no deletes, no watermark
             totals = totals + result.counts
             batches += 1
             comments += batch.comments

@@ -1,26 +1,31 @@
-"""The pipeline's steps as plain functions: extract -> stage -> transform -> load.
+"""The pipeline's steps: extract -> stage -> transform -> load, and ``Steps``, their one table.
 
 Each step takes and returns small values (ids, paths, counts), never a batch of mail in memory,
 so the Prefect task wrappers in ``tasks/`` can run them without Prefect holding results.
+``PLAIN_STEPS`` runs them as plain calls (tests, replay, ``watch``); ``tasks.pipeline.PREFECT_STEPS``
+is the same table with each entry made a Prefect task.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-
 from exchange_sync.comment import ApiComment
 from exchange_sync.pipeline.crashpoints import crashpoint
+from exchange_sync.pipeline.filters import ParticipantFilter
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.pipeline.transform_worker import TransformOutput
-from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts
+from exchange_sync.sources import MailboxSession
+from exchange_sync.sources.models import FolderInfo, ItemRef, size_chunks
+from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts, UsageKey
 
 
 @dataclass(frozen=True)
 class FolderRef:
-    """The folder being synced, in a form that is cheap to pass between tasks."""
+    """The folder a batch is loaded for: all the load needs, and all a replay knows (from staging)."""
 
     folder_id: str
     path: str
@@ -59,7 +64,8 @@ STAGE_GROUP_BYTES = 32 * 1024 * 1024
 STAGE_GROUP_ITEMS = 512
 
 
-def _reject(rt: Runtime, mailbox: str, folder, refs_by_id: dict, failed: dict[str, str], why: str) -> None:
+def _reject(rt: Runtime, mailbox: str, folder: FolderInfo, refs_by_id: Mapping[str, ItemRef], failed: dict[str, str],
+            why: str) -> None:
     """Record items the source could not serve as rejections, with the server's reason."""
     if not failed:
         return
@@ -67,21 +73,20 @@ def _reject(rt: Runtime, mailbox: str, folder, refs_by_id: dict, failed: dict[st
         rt.config.name,
         [
             Rejected(mailbox=mailbox, folder_path=folder.path, item_id=item_id,
-                     message_id=getattr(refs_by_id.get(item_id), "internet_message_id", None),
+                     message_id=ref.internet_message_id if (ref := refs_by_id.get(item_id)) else None,
                      reason=f"{why}: {reason}")
             for item_id, reason in failed.items()
         ],
     )
 
 
-def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, session, folder) -> tuple[str | None, int, int]:
-    from exchange_sync.sources.models import size_chunks
-
+def _stage_fetched(rt: Runtime, mailbox: str, refs: list[ItemRef], session: MailboxSession,
+                   folder: FolderInfo) -> tuple[str | None, int, int]:
     if not refs:
         return None, 0, 0
     missing = 0
     by_id = {r.item_id: r for r in refs}
-    with rt.staging.open_batch(rt.config.name, mailbox, folder_id) as staged:
+    with rt.staging.open_batch(rt.config.name, mailbox, folder.folder_id) as staged:
         for group in size_chunks(refs, STAGE_GROUP_ITEMS, STAGE_GROUP_BYTES):
             result = session.fetch(group, folder)
             missing += len(result.missing_ids)
@@ -97,10 +102,8 @@ def _stage_fetched(rt: Runtime, mailbox: str, folder_id: str, refs: list, sessio
     return staged.path, staged.rows, missing
 
 
-def participant_filter(rt: Runtime, mailbox: str):
+def participant_filter(rt: Runtime, mailbox: str) -> ParticipantFilter | None:
     """The ``ParticipantFilter`` of ``mailbox`` in the run's configuration (None: no filter, no cost)."""
-    from exchange_sync.pipeline.filters import ParticipantFilter
-
     for mb in rt.config.mailboxes:
         if mb.email == mailbox:
             return ParticipantFilter.of(mb)
@@ -120,7 +123,7 @@ def store_attachments(rt: Runtime, mailbox: str, staged_path: str, comments: lis
     attach_content(rt.staging, staged_path, comments, policy, AttachmentStore(attachments_url(rt.config.staging.url)))
 
 
-def open_session(rt: Runtime, mailbox: str):
+def open_session(rt: Runtime, mailbox: str) -> MailboxSession:
     """The source's session of ``mailbox``; a Graph session of a filtered mailbox selects participants."""
     session = rt.source.open_mailbox(mailbox)
     if participant_filter(rt, mailbox) is not None and hasattr(session, "select_participants"):
@@ -128,7 +131,8 @@ def open_session(rt: Runtime, mailbox: str):
     return session
 
 
-def _apply_filter(rt: Runtime, mailbox: str, refs: list, session, folder) -> tuple[list, int, int]:
+def _apply_filter(rt: Runtime, mailbox: str, refs: list[ItemRef], session: MailboxSession,
+                  folder: FolderInfo) -> tuple[list[ItemRef], int, int]:
     """(refs to fetch, filtered, vanished): the participant filter applied before any MIME is fetched.
     Items whose participants Exchange could not return are rejections (never loaded unfiltered)."""
     flt = participant_filter(rt, mailbox)
@@ -142,7 +146,8 @@ def _apply_filter(rt: Runtime, mailbox: str, refs: list, session, folder) -> tup
     return kept, filtered, len(found.missing_ids)
 
 
-def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, start: datetime | None) -> ExtractedPage:
+def extract_page(rt: Runtime, mailbox: str, folder: FolderInfo, sync_state: str | None,
+                 start: datetime | None) -> ExtractedPage:
     """One SyncFolderItems page (at most ``batch_size`` changes), fetched and staged as one Parquet file."""
     session = open_session(rt, mailbox)
     page = next(iter(session.sync_pages(folder, sync_state, page_size=rt.config.batch_size)))
@@ -153,7 +158,7 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
         # Start the transform workers (~0.7 s of imports and model loading) while this page is
         # fetched, not when it is handed over; a run with nothing to fetch never starts them.
         rt.transformer  # noqa: B018
-    path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
+    path, items, missing = _stage_fetched(rt, mailbox, wanted, session, folder)
     return ExtractedPage(
         staged_path=path,
         items=items,
@@ -166,11 +171,11 @@ def extract_page(rt: Runtime, mailbox: str, folder, sync_state: str | None, star
     )
 
 
-def extract_refs(rt: Runtime, mailbox: str, folder, refs: list) -> ExtractedPage:
+def extract_refs(rt: Runtime, mailbox: str, folder: FolderInfo, refs: list[ItemRef]) -> ExtractedPage:
     """Backfill: fetch and stage a page of FindItem results (never touches the sync state)."""
     session = open_session(rt, mailbox)
     wanted, filtered, vanished = _apply_filter(rt, mailbox, refs, session, folder)
-    path, items, missing = _stage_fetched(rt, mailbox, folder.folder_id, wanted, session, folder)
+    path, items, missing = _stage_fetched(rt, mailbox, wanted, session, folder)
     return ExtractedPage(staged_path=path, items=items, missing=missing + vanished, filtered=filtered)
 
 
@@ -203,44 +208,54 @@ def read_comments(rt: Runtime, comments_path: str) -> list[ApiComment]:
     return [json.loads(text) for text in table.column("comment").to_pylist()]
 
 
-def load_batch(
-    rt: Runtime,
-    mailbox: str,
-    folder: FolderRef,
-    batch: TransformedBatch | None,
-    *,
-    deletes: list[str] | None = None,
-    sync_state: str | None = None,
-    commit_state: bool = True,
-    items_synced: int = 0,
-) -> LoadResult:
-    """Load a transformed batch and, in incremental mode, commit the folder's new sync state with it."""
+def load_batch(rt: Runtime, mailbox: str, folder: FolderRef, batch: TransformedBatch | None,
+               page: ExtractedPage | None, commit_state: bool) -> LoadResult:
+    """Load a transformed batch with its page's deletions and, when ``commit_state`` (incremental mode),
+    commit the folder's new sync state (the page's) with it. ``page`` None: a batch without a page
+    (replay), which commits nothing."""
     comments = read_comments(rt, batch.comments_path) if batch and batch.comments_path else []
     now = datetime.now(timezone.utc)
     folder_state = None
-    if commit_state:
-        previous = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
+    if commit_state and page is not None:
+        previous = rt.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
         folder_state = FolderState(
             integration=rt.config.name,
             mailbox=mailbox,
             folder_id=folder.folder_id,
             folder_path=folder.path,
-            sync_state=sync_state,
-            items_synced=(previous.items_synced if previous else 0) + items_synced,
+            sync_state=page.sync_state,
+            items_synced=(previous.items_synced if previous else 0) + page.items,
             last_synced_at=now,
             last_error=None,
         )
     if batch and batch.rejections:
         rt.state.record_rejections(rt.config.name, batch.rejections)
-    if deletes:
+    if page is not None and page.deletes:
         rt.state.record_deletions(
-            rt.config.name, mailbox, [Deletion(folder_id=folder.folder_id, item_id=i, deleted_at=now) for i in deletes]
+            rt.config.name, mailbox,
+            [Deletion(folder_id=folder.folder_id, item_id=i, deleted_at=now) for i in page.deletes],
         )
     crashpoint("before_load")
     staged = batch.comments_path.removesuffix(".comments") + ".parquet" if batch and batch.comments_path else None
     if comments and staged:
         store_attachments(rt, mailbox, staged, comments)
-    counts = rt.loader.load(comments, folder_state=folder_state, mailbox=mailbox, day=now.date(), staged_path=staged)
+    usage = UsageKey(integration=rt.config.name, mailbox=mailbox, day=now.date())
+    counts = rt.destination.load(comments, folder_state=folder_state, usage=usage, staged_path=staged)
     crashpoint("after_load")
     fallbacks = sum(1 for c in comments if (c.get("user_properties") or {}).get("string:Cleaning") == "fallback")
     return LoadResult(counts=counts, rejected=len(batch.rejections) if batch else 0, cleaning_fallbacks=fallbacks)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The one table of the pipeline's steps. ``sync_mailbox`` calls only these; ``PLAIN_STEPS`` are the
+    functions above, ``tasks.pipeline.PREFECT_STEPS`` the same functions as Prefect tasks."""
+
+    extract_page: Callable[[Runtime, str, FolderInfo, str | None, datetime | None], ExtractedPage]
+    extract_refs: Callable[[Runtime, str, FolderInfo, list[ItemRef]], ExtractedPage]
+    transform_batch: Callable[[Runtime, str], TransformedBatch]
+    load_batch: Callable[[Runtime, str, FolderRef, TransformedBatch | None, ExtractedPage | None, bool], LoadResult]
+
+
+PLAIN_STEPS = Steps(extract_page=extract_page, extract_refs=extract_refs, transform_batch=transform_batch,
+                    load_batch=load_batch)

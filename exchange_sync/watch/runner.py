@@ -123,7 +123,7 @@ class Watcher:
 
                 groups = max(1, -(-len(self.by_email) // self.cfg.mailboxes_per_connection))
                 # It reads the learnt version; the syncs' source keeps it.
-                self._notify_source = EwsSource.from_config(self.config, self.rt.loader.checkpoints,
+                self._notify_source = EwsSource.from_config(self.config, self.rt.checkpoints,
                                                             max_connections=groups + 2, remember=False)
             return self._notify_source
 
@@ -330,7 +330,7 @@ class Watcher:
         if not version:
             from exchange_sync.sources.ews.version_cache import cached_version
 
-            cached = cached_version(self.rt.loader.checkpoints, self.config.name, self.config.connection)
+            cached = cached_version(self.rt.checkpoints, self.config.name, self.config.connection)
             version = cached[0] if cached else None
         return not version or not (version.startswith("Exchange2007") or version == "Exchange2010")
 

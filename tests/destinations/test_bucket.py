@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from exchange_sync.destinations.bucket import ReinferBucketDestination
+from exchange_sync.destinations.bucket import ReinferBucketClient
 from exchange_sync.destinations.reinfer_http import ReinferAuthError, ReinferQuotaError
 from exchange_sync.store import SqlStore, SyncCounts
 from exchange_sync.store import buckets as bucket_store
@@ -36,10 +36,10 @@ def _page(n: int, folder: str = "Inbox/Suppliers") -> tuple[list[dict], list[dic
     return rows, comments
 
 
-def _dest(api, ledger: SqlStore, **kw) -> ReinferBucketDestination:
+def _dest(api, ledger: SqlStore, **kw) -> ReinferBucketClient:
     options = {"backoff_base": 0.001, "backoff_max": 0.01} | kw
     token = options.pop("token", api.token)
-    return ReinferBucketDestination(api.url, "acme", "raw-mail", token, ledger=ledger, **options)
+    return ReinferBucketClient(api.url, "acme", "raw-mail", token, ledger=ledger, **options)
 
 
 def test_emails_as_the_hosted_integration_sends_them_replaced_by_id(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from exchange_sync.comment import Comment
-from exchange_sync.destinations import Destination, ReinferAuthError, ReinferDestination, ReinferError, StoreDestination
-from exchange_sync.destinations.reinfer import _retry_after_seconds
+from exchange_sync.destinations.reinfer import ReinferClient
+from exchange_sync.destinations.reinfer_http import ReinferAuthError, ReinferError, retry_after_seconds
 from exchange_sync.store import SqlStore, SyncCounts
 from tests.support.api import ApiUnderTest, running_api
 from tests.support.comments import make_comment
@@ -34,11 +34,11 @@ def direct(tmp_path: Path) -> Iterator[SqlStore]:
         yield store
 
 
-def _remote(api: ApiUnderTest, ledger: SqlStore, **kwargs: object) -> ReinferDestination:
+def _remote(api: ApiUnderTest, ledger: SqlStore, **kwargs: object) -> ReinferClient:
     options: dict[str, object] = {"backoff_base": 0.001, "backoff_max": 0.01}
     options.update(kwargs)
     token = options.pop("token", api.token)
-    return ReinferDestination(api.url, PROJECT, SOURCE, str(token), ledger=ledger, **options)  # type: ignore[arg-type]
+    return ReinferClient(api.url, PROJECT, SOURCE, str(token), ledger=ledger, **options)  # type: ignore[arg-type]
 
 
 def _edit(comment: Comment, **changes: str) -> Comment:
@@ -69,10 +69,8 @@ def _all(store: SqlStore, source: str) -> list[dict]:
 
 def test_same_comments_and_counts_as_the_store(api: ApiUnderTest, ledger: SqlStore, direct: SqlStore) -> None:
     remote = _remote(api, ledger, max_comments=5)
-    local = StoreDestination(direct)
-    assert isinstance(remote, Destination) and isinstance(local, Destination)
     for step in _steps():
-        assert remote.sync(step) == local.sync(step)
+        assert remote.sync(step) == direct.sync_comments(step)
     assert _all(api.store, KEY) == _all(direct, "default")
     stored = api.store.get_comment(make_comment(6).id, source=KEY)
     assert stored is not None and stored.message.subject is not None
@@ -138,7 +136,7 @@ def test_429_storm_loses_nothing(db_url: str, ledger: SqlStore, direct: SqlStore
     with running_api(db_url, wrap=lambda app: FaultInjector(app, rules)) as api:
         remote = _remote(api, ledger, max_comments=3, max_attempts=10)
         for step in _steps():
-            assert remote.sync(step) == StoreDestination(direct).sync(step)
+            assert remote.sync(step) == direct.sync_comments(step)
         assert _all(api.store, KEY) == _all(direct, "default")
     assert all(rule.fired == rule.times for rule in rules)
 
@@ -149,7 +147,7 @@ def test_500_after_write_mid_batch_loses_nothing(db_url: str, ledger: SqlStore, 
     batch = [make_comment(i) for i in range(20)]
     with running_api(db_url, wrap=lambda app: FaultInjector(app, rules)) as api:
         counts = _remote(api, ledger, max_comments=5).sync(batch)
-        StoreDestination(direct).sync(batch)
+        direct.sync_comments(batch)
         assert _all(api.store, KEY) == _all(direct, "default")
     assert rules[0].fired == 1
     assert counts == SyncCounts(new=15, unchanged=5)
@@ -202,4 +200,4 @@ def test_replace_policy_passes_text_through(api: ApiUnderTest, ledger: SqlStore)
     [("0", 0.0), ("2.5", 2.5), ("-3", 0.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
 )
 def test_retry_after_parsing(header: str | None, expected: float | None) -> None:
-    assert _retry_after_seconds(header) == expected
+    assert retry_after_seconds(header) == expected

@@ -1,5 +1,7 @@
-"""Fixtures of the performance-behaviour tests (no timing: they assert requests, order and state)."""
+"""Fixtures of the performance-behaviour tests (no timing: they assert requests, order and state).
+
+``ews``, ``password`` and ``sync`` are the suite's shared fixtures (``tests/support/fixtures.py``)."""
 
 from __future__ import annotations
 
-from tests.pipeline.conftest import PASSWORD_ENV, all_comments, ews, make_config, password, store_of, sync  # noqa: F401
+from tests.support.pipeline import PASSWORD_ENV, all_comments, make_config, store_of  # noqa: F401

@@ -15,6 +15,7 @@ import pytest
 
 from exchange_sync.config import parse_config
 from exchange_sync.pipeline import steps as plain
+from exchange_sync.pipeline.steps import Steps
 from exchange_sync.pipeline.crashpoints import ENV as CRASH_ENV
 from exchange_sync.pipeline.runtime import checkpoint_store
 
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class RecordingSteps:
-    """PlainSteps that record the order of extractions and loads, and the watermark at each load."""
+    """The plain steps, recording the order of extractions and loads and the watermark at each load
+    (``table()``: the ``Steps`` that ``sync_mailbox`` takes)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -33,6 +35,10 @@ class RecordingSteps:
         self.loaded: list[tuple[str, str | None]] = []
         self.committed_before_load: list[str | None] = []
         self.max_ahead = 0
+
+    def table(self) -> Steps:
+        return Steps(extract_page=self.extract_page, extract_refs=self.extract_refs,
+                     transform_batch=self.transform_batch, load_batch=self.load_batch)
 
     def extract_page(self, rt, mailbox, folder, sync_state, start):
         page = plain.extract_page(rt, mailbox, folder, sync_state, start)
@@ -49,14 +55,14 @@ class RecordingSteps:
     def transform_batch(self, rt, staged_path):
         return plain.transform_batch(rt, staged_path)
 
-    def load_batch(self, rt, mailbox, folder, batch, **kw):
-        saved = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
-        result = plain.load_batch(rt, mailbox, folder, batch, **kw)
-        after = rt.loader.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
-        assert after.sync_state == kw["sync_state"]  # this load committed exactly this page's state
+    def load_batch(self, rt, mailbox, folder, batch, page, commit_state):
+        saved = rt.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
+        result = plain.load_batch(rt, mailbox, folder, batch, page, commit_state)
+        after = rt.checkpoints.get_folder_state(rt.config.name, mailbox, folder.folder_id)
+        assert after.sync_state == page.sync_state  # this load committed exactly this page's state
         with self.lock:
             self.committed_before_load.append(saved.sync_state if saved else None)
-            self.loaded.append((folder.path, kw["sync_state"]))
+            self.loaded.append((folder.path, page.sync_state))
         return result
 
 
@@ -65,7 +71,7 @@ def test_pages_load_in_extraction_order_and_commit_their_own_state(ews, tmp_path
     srv = ews(["a@example.com=generate:120"])
     data = make_config(srv, tmp_path, ["a@example.com"], batch_size=9, fetch_chunk_size=4, transform_workers=workers)
     steps = RecordingSteps()
-    (report,) = run_plain(data, steps=steps)
+    (report,) = run_plain(data, steps=steps.table())
     assert report.status == "ok", report.error
     assert steps.loaded == steps.extracted  # same pages, same order
     assert steps.max_ahead >= 2  # extraction really ran ahead of the load
@@ -100,13 +106,13 @@ def test_the_next_folder_is_fetched_while_the_previous_one_loads(ews, tmp_path):
                 self.next_folder_fetched.set()
             return page
 
-        def load_batch(self, rt, mailbox, folder, batch, **kw):
+        def load_batch(self, rt, mailbox, folder, batch, page, commit_state):
             if not self.waited:
                 self.waited.append(self.next_folder_fetched.wait(30))
-            return super().load_batch(rt, mailbox, folder, batch, **kw)
+            return super().load_batch(rt, mailbox, folder, batch, page, commit_state)
 
     steps = WaitForTheNextFolder()
-    (report,) = run_plain(data, steps=steps)
+    (report,) = run_plain(data, steps=steps.table())
     assert report.status == "ok", report.error
     assert steps.waited == [True]
     assert steps.loaded == steps.extracted  # still every page, in extraction order
@@ -133,14 +139,14 @@ def test_backfill_pages_are_fetched_while_the_previous_page_loads(ews, tmp_path)
                 self.second_page_fetched.set()
             return page
 
-        def load_batch(self, rt, mailbox, folder, batch, **kw):
-            assert kw["commit_state"] is False  # a backfill never moves a watermark
+        def load_batch(self, rt, mailbox, folder, batch, page, commit_state):
+            assert commit_state is False  # a backfill never moves a watermark
             if not self.waited:
                 self.waited.append(self.second_page_fetched.wait(30))
-            return plain.load_batch(rt, mailbox, folder, batch, **kw)
+            return plain.load_batch(rt, mailbox, folder, batch, page, commit_state)
 
     steps = WaitForTheNextPage()
-    (report,) = run_plain(data, steps=steps, mode="backfill")
+    (report,) = run_plain(data, steps=steps.table(), mode="backfill")
     assert report.status == "ok", report.error
     assert steps.waited == [True] and steps.fetched >= 3
     clean = make_config(srv, tmp_path / "clean", inbox_only, batch_size=10)
@@ -154,13 +160,13 @@ def test_a_failing_load_stops_the_folder_at_the_last_loaded_page(ews, tmp_path):
     data = make_config(srv, tmp_path, inbox_only, batch_size=5, transform_workers=0)
 
     class FailThirdLoad(RecordingSteps):
-        def load_batch(self, rt, mailbox, folder, batch, **kw):
+        def load_batch(self, rt, mailbox, folder, batch, page, commit_state):
             if len(self.loaded) == 2:
                 raise RuntimeError("load failed")
-            return super().load_batch(rt, mailbox, folder, batch, **kw)
+            return super().load_batch(rt, mailbox, folder, batch, page, commit_state)
 
     steps = FailThirdLoad()
-    (report,) = run_plain(data, steps=steps)
+    (report,) = run_plain(data, steps=steps.table())
     assert report.status == "failed" and "load failed" in report.error
     config = parse_config(data)
     store = checkpoint_store(config)
@@ -262,7 +268,7 @@ def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
     from exchange_sync.pipeline.transformer import Transformer
     from exchange_sync.staging import Staging
     from tests.support.staged import staged_table
-    from testserver_core.generate import generate_messages
+    from ews_testserver.generate import generate_messages
 
     data = {"name": "pool", "connection": {"kind": "ews", "server_url": "https://ews.invalid/EWS/Exchange.asmx",
                                            "username": "u", "password": {"env": "UNUSED"}, "access_type": "delegate"},

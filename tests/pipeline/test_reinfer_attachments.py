@@ -77,11 +77,11 @@ def test_reinfer_destination_uploads_stored_attachments_once(ews, sync, tmp_path
 
         # A changed file at the same index is sent again; the same one is not (the destination's ledger).
         from exchange_sync.attachments import AttachmentStore, attachments_url
-        from exchange_sync.destinations.reinfer import ReinferDestination
+        from exchange_sync.destinations.reinfer import ReinferClient
         from exchange_sync.store import SqlStore
 
         client_store = AttachmentStore(attachments_url(data["staging"]["url"]))
-        dest = ReinferDestination(api.url, "acme", "mail", TOKEN, ledger=SqlStore(data["state"]["url"]))
+        dest = ReinferClient(api.url, "acme", "mail", TOKEN, ledger=SqlStore(data["state"]["url"]))
         swapped = {**comment, "attachments": [dict(a) for a in comment["attachments"]]}
         other_index = next(i for i in stored if i != pdf_index)
         swapped["attachments"][pdf_index]["attachment_reference"] = stored[other_index]
