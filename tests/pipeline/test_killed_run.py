@@ -34,9 +34,38 @@ def temporary_servers(parent: int) -> list[int]:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
         except (OSError, IndexError):
             continue
-        if int(stat[1]) == parent and SERVER_MARKER.encode() in cmdline:
+        args = cmdline.split(b"\0")
+        # The watchdog is a child too and has the marker among its arguments: a server runs uvicorn.
+        if int(stat[1]) == parent and b"uvicorn" in args and SERVER_MARKER.encode() in args:
             found.append(int(name))
     return found
+
+
+def with_prefect_home(home: Path) -> dict[int, str]:
+    """Every live process whose environment has ``PREFECT_HOME=home`` (pid -> command line): whatever
+    started it, and whoever its parent is now (an orphan is reparented to init)."""
+    marker = b"\0PREFECT_HOME=" + str(home).encode() + b"\0"
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            environ = b"\0" + Path(f"/proc/{name}/environ").read_bytes()
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in environ and alive(int(name)):
+            found[int(name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
+def assert_no_survivor(home: Path, after: str, wait_s: float = 30.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while (left := with_prefect_home(home)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # not left to the next tests either
+    assert not left, f"processes with PREFECT_HOME={home} outlived {after}: {left}"
 
 
 def alive(pid: int) -> bool:
@@ -56,7 +85,8 @@ def test_killed_run_takes_its_temporary_server_along_and_is_marked_crashed(ews, 
     config = tmp_path / "killed.yaml"
     config.write_text(yaml.safe_dump(data))
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), PASSWORD_ENV: password,
+    home = tmp_path / "prefect-home"
+    env.update({"PREFECT_HOME": str(home), PASSWORD_ENV: password,
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
     proc = subprocess.Popen([sys.executable, "-m", "exchange_sync", "run", str(config), "--json"], cwd=tmp_path,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -79,6 +109,7 @@ def test_killed_run_takes_its_temporary_server_along_and_is_marked_crashed(ews, 
         while any(alive(pid) for pid in servers) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not any(alive(pid) for pid in servers), "the temporary Prefect server outlived its command"
+        assert_no_survivor(home, "the killed run")  # a server it started that the test did not see, too
         assert state.list_runs("e2e", limit=1)[0].status == "running"
     finally:
         if proc.poll() is None:
@@ -97,3 +128,4 @@ def test_killed_run_takes_its_temporary_server_along_and_is_marked_crashed(ews, 
     status = subprocess.run([sys.executable, "-m", "exchange_sync", "status", str(config), "--json"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=120)
     assert [r["status"] for r in json.loads(status.stdout)["runs"][:2]] == ["completed", "crashed"]
+    assert_no_survivor(home, "the second run and `exchange-sync status`")
