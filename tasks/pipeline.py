@@ -17,7 +17,8 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps, TransformedBatch
+from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps
+from exchange_sync.pipeline.transform_worker import TransformedBatch
 from exchange_sync.sources.models import FolderInfo
 from exchange_sync.staging import folder_key
 

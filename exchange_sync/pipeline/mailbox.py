@@ -20,7 +20,8 @@ from typing import Literal
 from exchange_sync.config import MailboxConfig
 from exchange_sync.pipeline import progress as run_progress
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps, TransformedBatch, open_session
+from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps, open_session
+from exchange_sync.pipeline.transform_worker import TransformedBatch
 from exchange_sync.sources.models import FolderInfo
 from exchange_sync.store import SyncCounts
 

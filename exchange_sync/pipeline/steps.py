@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from exchange_sync.comment import ApiComment
 from exchange_sync.pipeline.crashpoints import crashpoint
 from exchange_sync.pipeline.filters import ParticipantFilter
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.pipeline.transform_worker import TransformOutput
+from exchange_sync.pipeline.transform_worker import TransformedBatch
 from exchange_sync.sources import MailboxSession
 from exchange_sync.sources.models import FolderInfo, ItemRef, size_chunks
 from exchange_sync.store import Deletion, FolderState, Rejected, SyncCounts, UsageKey
@@ -41,13 +41,6 @@ class ExtractedPage:
     deletes: list[str] = field(default_factory=list)
     sync_state: str | None = None
     last_page: bool = True
-
-
-@dataclass
-class TransformedBatch:
-    comments_path: str | None
-    comments: int
-    rejections: list[Rejected]
 
 
 @dataclass
@@ -183,23 +176,9 @@ def transform_batch(rt: Runtime, staged_path: str) -> TransformedBatch:
     """Staged Parquet -> comments (written next to the batch as Parquet of API JSON) + rejections.
 
     Runs in the run's transform pool (``pipeline.transformer``) when it has workers."""
-    batch = _transformed(rt.transformer.transform(rt.staging, staged_path))
+    batch = rt.transformer.transform(rt.staging, staged_path)
     crashpoint("after_transform")
     return batch
-
-
-def _transformed(output: TransformOutput) -> TransformedBatch:
-    rejected = [
-        Rejected(
-            mailbox=r.mailbox,
-            folder_path=r.folder_path,
-            item_id=r.item_id,
-            message_id=r.message_id,
-            reason=r.reason,
-        )
-        for r in output.rejections
-    ]
-    return TransformedBatch(comments_path=output.comments_path, comments=output.comments, rejections=rejected)
 
 
 def read_comments(rt: Runtime, comments_path: str) -> list[ApiComment]:
@@ -229,14 +208,14 @@ def load_batch(rt: Runtime, mailbox: str, folder: FolderRef, batch: TransformedB
             last_error=None,
         )
     if batch and batch.rejections:
-        rt.state.record_rejections(rt.config.name, batch.rejections)
+        rt.state.record_rejections(rt.config.name, [Rejected(**asdict(r)) for r in batch.rejections])
     if page is not None and page.deletes:
         rt.state.record_deletions(
             rt.config.name, mailbox,
             [Deletion(folder_id=folder.folder_id, item_id=i, deleted_at=now) for i in page.deletes],
         )
     crashpoint("before_load")
-    staged = batch.comments_path.removesuffix(".comments") + ".parquet" if batch and batch.comments_path else None
+    staged = batch.staged_path if batch and batch.comments_path else None
     if comments and staged:
         store_attachments(rt, mailbox, staged, comments)
     usage = UsageKey(integration=rt.config.name, mailbox=mailbox, day=now.date())

@@ -22,9 +22,12 @@ _staging: Staging | None = None  # per worker process
 
 
 @dataclass
-class TransformOutput:
-    """A transformed batch as it crosses the process boundary (a path, a count, the rejections)."""
+class TransformedBatch:
+    """A transformed batch, as it crosses the process boundary and goes on to the load step: where it came
+    from, its comments file (None: no comment), their count and the rejections (transform's
+    ``Rejection``: the store's model would pull SQLAlchemy into the worker; the load converts them)."""
 
+    staged_path: str
     comments_path: str | None
     comments: int
     rejections: list[Rejection] = field(default_factory=list)
@@ -38,7 +41,7 @@ def comments_path_for(staged_path: str) -> str:
 TRANSFORM_ROWS = 16
 
 
-def transform_staged(staging: Staging, staged_path: str) -> TransformOutput:
+def transform_staged(staging: Staging, staged_path: str) -> TransformedBatch:
     """Staged Parquet -> comments written next to it (Parquet of API JSON, one row per comment)."""
     from exchange_sync.transform import transform_table
 
@@ -48,7 +51,7 @@ def transform_staged(staging: Staging, staged_path: str) -> TransformOutput:
         comments += done
         rejections += refused
     if not comments:
-        return TransformOutput(comments_path=None, comments=0, rejections=rejections)
+        return TransformedBatch(staged_path=staged_path, comments_path=None, comments=0, rejections=rejections)
     out = comments_path_for(staged_path)
     table = pa.table(
         {
@@ -57,7 +60,7 @@ def transform_staged(staging: Staging, staged_path: str) -> TransformOutput:
         }
     )
     staging.write_table(table, out)
-    return TransformOutput(comments_path=out, comments=len(comments), rejections=rejections)
+    return TransformedBatch(staged_path=staged_path, comments_path=out, comments=len(comments), rejections=rejections)
 
 
 def init_worker(staging_url: str, parent_pid: int) -> None:
@@ -104,6 +107,6 @@ def warm_up() -> int:
     return os.getpid()
 
 
-def transform_in_worker(staged_path: str) -> TransformOutput:
+def transform_in_worker(staged_path: str) -> TransformedBatch:
     assert _staging is not None
     return transform_staged(_staging, staged_path)

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from exchange_sync.config import IntegrationConfig
 from exchange_sync.pipeline.transform_worker import (
-    TransformOutput,
+    TransformedBatch,
     init_worker,
     transform_in_worker,
     transform_staged,
@@ -82,7 +82,7 @@ class Transformer:
         return pool
 
     def submit(self, staging, staged_path: str) -> Future:
-        """A future of the ``TransformOutput`` of ``staged_path``."""
+        """A future of the ``TransformedBatch`` of ``staged_path``."""
         with self._lock:
             pool = self._pool
         if pool is None:
@@ -97,7 +97,7 @@ class Transformer:
         except BrokenProcessPool:
             return self._restart_and_submit(staged_path)
 
-    def transform(self, staging, staged_path: str) -> TransformOutput:
+    def transform(self, staging, staged_path: str) -> TransformedBatch:
         future = self.submit(staging, staged_path)
         try:
             return future.result()
