@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from exchange_sync.comment import ApiComment
-from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
+from exchange_sync.store import FolderState, StateStore, SyncCounts, UsageKey
 
 
 @runtime_checkable
@@ -35,7 +35,7 @@ class Destination(Protocol):
     def close(self) -> None: ...
 
 
-def commit_after_load(checkpoints: SqlStore, counts: SyncCounts, folder_state: FolderState | None,
+def commit_after_load(checkpoints: StateStore, counts: SyncCounts, folder_state: FolderState | None,
                       usage: UsageKey) -> SyncCounts:
     """A remote kind's commit, once its load was accepted: the watermark, then the usage of ``counts``."""
     if folder_state is not None:

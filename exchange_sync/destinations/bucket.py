@@ -40,7 +40,7 @@ from exchange_sync.config import IntegrationConfig
 from exchange_sync.destinations.base import commit_after_load
 from exchange_sync.destinations.reinfer_http import ReinferError, ReinferHttp, api_message
 from exchange_sync.staging import Staging
-from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey, textpolicy
+from exchange_sync.store import FolderState, StateStore, SyncCounts, UsageKey, textpolicy
 from exchange_sync.store import buckets as bucket_store
 
 DEFAULT_MAX_EMAILS = 256
@@ -108,7 +108,7 @@ def email_of(row: dict[str, Any], comment: dict[str, Any]) -> dict[str, Any]:
 class ReinferBucketClient(ReinferHttp):
     """``PUT`` raw emails into ``<base_url>/api/_private/buckets/<owner>/<bucket>/emails``."""
 
-    def __init__(self, base_url: str, owner: str, bucket: str, token: str, *, ledger: SqlStore,
+    def __init__(self, base_url: str, owner: str, bucket: str, token: str, *, ledger: StateStore,
                  verify: bool | str = True, timeout: float = 120.0, max_emails: int = DEFAULT_MAX_EMAILS,
                  max_bytes: int = DEFAULT_MAX_BYTES, max_attempts: int = 8, backoff_base: float = 1.0,
                  backoff_max: float = 60.0) -> None:
@@ -200,12 +200,12 @@ class ReinferBucketEmailsDestination:
     """The ``reinfer_bucket`` kind (``base.Destination``): the page's staged raw MIME, one email per comment
     the transform made, then the watermark and usage in the checkpoints database."""
 
-    def __init__(self, client: ReinferBucketClient, checkpoints: SqlStore, staging: Staging) -> None:
+    def __init__(self, client: ReinferBucketClient, checkpoints: StateStore, staging: Staging) -> None:
         self.client, self.checkpoints, self.staging = client, checkpoints, staging
 
     @classmethod
-    def from_config(cls, config: IntegrationConfig, *, state: SqlStore,
-                    checkpoints: SqlStore) -> ReinferBucketEmailsDestination:
+    def from_config(cls, config: IntegrationConfig, *, state: StateStore,
+                    checkpoints: StateStore) -> ReinferBucketEmailsDestination:
         dest = config.destination
         assert dest.kind == "reinfer_bucket"
         client = ReinferBucketClient(dest.url, dest.owner, dest.bucket, dest.token.resolve().get_secret_value(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from exchange_sync.config import IntegrationConfig
-from exchange_sync.store import SqlStore
+from exchange_sync.store import SqlStore, StateStore
 
 from .base import Destination
 
@@ -28,7 +28,7 @@ def checkpoints_url(config: IntegrationConfig) -> str:
     return dest.url if dest.kind == "store" else config.state.url
 
 
-def open_destination(config: IntegrationConfig, *, state: SqlStore, checkpoints: SqlStore) -> Destination:
+def open_destination(config: IntegrationConfig, *, state: StateStore, checkpoints: SqlStore) -> Destination:
     """The destination of ``config`` (secrets resolved now). ``state``: the state database (remote kinds keep
     their ledgers there); ``checkpoints``: the database at ``checkpoints_url(config)``."""
     module, _, name = DESTINATIONS[config.destination.kind].partition(":")

@@ -39,7 +39,7 @@ from exchange_sync.config import IntegrationConfig
 from exchange_sync.destinations.base import commit_after_load
 from exchange_sync.destinations.reinfer_attachments import AttachmentUploads, UploadCounts
 from exchange_sync.destinations.reinfer_http import ReinferError, ReinferHttp, api_message as _api_message
-from exchange_sync.store import FolderState, LedgerEntry, SqlStore, SyncCounts, UsageKey
+from exchange_sync.store import FolderState, LedgerEntry, StateStore, SyncCounts, UsageKey
 from exchange_sync.store import textpolicy
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ReinferClient(ReinferHttp):
         source: str,
         token: str,
         *,
-        ledger: SqlStore,
+        ledger: StateStore,
         verify: bool | str = True,
         timeout: float = 120.0,
         max_comments: int = MAX_COMMENTS_PER_SYNC,
@@ -210,13 +210,13 @@ class ReinferCommentsDestination:
     attachment content of the mailboxes in ``upload_for`` (``attachments.sync``): after the comments exist
     on the platform, before the watermark is committed (so a crash in between uploads again, never skips)."""
 
-    def __init__(self, client: ReinferClient, checkpoints: SqlStore, attachments: AttachmentStore,
+    def __init__(self, client: ReinferClient, checkpoints: StateStore, attachments: AttachmentStore,
                  upload_for: frozenset[str]) -> None:
         self.client, self.checkpoints, self.attachments, self.upload_for = client, checkpoints, attachments, upload_for
 
     @classmethod
-    def from_config(cls, config: IntegrationConfig, *, state: SqlStore,
-                    checkpoints: SqlStore) -> ReinferCommentsDestination:
+    def from_config(cls, config: IntegrationConfig, *, state: StateStore,
+                    checkpoints: StateStore) -> ReinferCommentsDestination:
         dest = config.destination
         assert dest.kind == "reinfer"
         client = ReinferClient(

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from exchange_sync.attachments.store import CHUNK_BYTES, AttachmentStore, is_sha256, upload_key
 from exchange_sync.destinations.reinfer_http import ReinferError, ReinferHttp, api_message
-from exchange_sync.store import LedgerEntry, SqlStore
+from exchange_sync.store import LedgerEntry, StateStore
 
 log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -129,7 +129,7 @@ def wanted_uploads(comments: Sequence[dict[str, Any]]) -> dict[str, tuple[str, i
 class AttachmentUploads:
     """Uploads of one destination (``http``: its session, retries and errors; ``ledger``: the state DB)."""
 
-    def __init__(self, http: ReinferHttp, project: str, source: str, ledger: SqlStore) -> None:
+    def __init__(self, http: ReinferHttp, project: str, source: str, ledger: StateStore) -> None:
         self.http, self.project, self.source, self.ledger = http, project, source, ledger
         self.ledger_key = f"reinfer-attachments:{http.base_url}/{project}/{source}"
         self._source_id: str | None = None

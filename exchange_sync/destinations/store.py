@@ -6,18 +6,18 @@ from collections.abc import Sequence
 
 from exchange_sync.comment import ApiComment
 from exchange_sync.config import IntegrationConfig
-from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
+from exchange_sync.store import CommentStore, FolderState, SqlStore, StateStore, SyncCounts, UsageKey
 
 
 class SqlStoreDestination:
     """Comments into ``store`` under ``source``, with the folder's watermark and the usage in the same
-    transaction (``SqlStore.sync_comments``): the store is the run's checkpoints database."""
+    transaction (``CommentStore.sync_comments``): the store is the run's checkpoints database."""
 
-    def __init__(self, store: SqlStore, source: str) -> None:
+    def __init__(self, store: CommentStore, source: str) -> None:
         self.store, self.source = store, source
 
     @classmethod
-    def from_config(cls, config: IntegrationConfig, *, state: SqlStore, checkpoints: SqlStore) -> SqlStoreDestination:
+    def from_config(cls, config: IntegrationConfig, *, state: StateStore, checkpoints: SqlStore) -> SqlStoreDestination:
         assert config.destination.kind == "store"
         return cls(checkpoints, config.destination.source_key)
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from exchange_sync.config import IntegrationConfig
 from exchange_sync.sources.models import FolderInfo
-from exchange_sync.store import SqlStore
+from exchange_sync.store import StateStore
 
 log = logging.getLogger("exchange_sync.pipeline")
 
@@ -33,7 +33,7 @@ def _now() -> datetime:
 
 
 class FolderCache:
-    def __init__(self, store: SqlStore, config: IntegrationConfig) -> None:
+    def __init__(self, store: StateStore, config: IntegrationConfig) -> None:
         self.store = store
         self.integration = config.name
         self.max_age = timedelta(minutes=config.folder_refresh_minutes)

@@ -15,7 +15,7 @@ from exchange_sync.pipeline.folder_cache import FolderCache
 from exchange_sync.pipeline.transformer import Transformer
 from exchange_sync.sources import Source, open_source
 from exchange_sync.staging import Staging
-from exchange_sync.store import SqlStore
+from exchange_sync.store import SqlStore, StateStore
 
 
 def checkpoint_store(config: IntegrationConfig) -> SqlStore:
@@ -32,8 +32,8 @@ class Runtime:
     transform pool are started on first use (a run with nothing to fetch never starts the pool)."""
 
     config: IntegrationConfig
-    state: SqlStore
-    checkpoints: SqlStore
+    state: StateStore
+    checkpoints: StateStore
     destination: Destination
     staging: Staging
     _source: Source | None = None

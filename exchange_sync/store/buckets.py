@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from exchange_sync.store.comments import CHUNK, dialect_insert
 from exchange_sync.store.engine import read_transaction, write_transaction
 from exchange_sync.store.schema import bucket_emails, bucket_ledger
-from exchange_sync.store.sqlstore import SqlStore
+from exchange_sync.store.database import Database
 
 
 def canonical(data: dict[str, Any]) -> str:
@@ -35,7 +35,7 @@ def _existing(conn, bucket: str, ids: Sequence[str]) -> set[str]:
     return found
 
 
-def put_emails(store: SqlStore, bucket: str, emails: Sequence[dict[str, Any]], *, quota: int | None = None) -> int:
+def put_emails(store: Database, bucket: str, emails: Sequence[dict[str, Any]], *, quota: int | None = None) -> int:
     """Insert or replace ``emails`` (the last occurrence of an id wins); returns how many were new.
     With ``quota``, a put that would take the bucket past ``quota`` emails raises ``QuotaExceeded``
     and stores nothing."""
@@ -65,7 +65,7 @@ class QuotaExceeded(Exception):
         self.held, self.new, self.quota = held, new, quota
 
 
-def list_emails(store: SqlStore, bucket: str, *, ids: Sequence[str] | None = None, after: str | None = None,
+def list_emails(store: Database, bucket: str, *, ids: Sequence[str] | None = None, after: str | None = None,
                 limit: int = 100) -> list[dict[str, Any]]:
     """Emails of a bucket ordered by id (``after``: the last id of the previous page), or the given ids."""
     t = bucket_emails
@@ -79,7 +79,7 @@ def list_emails(store: SqlStore, bucket: str, *, ids: Sequence[str] | None = Non
     return [json.loads(row) for row in rows]
 
 
-def count_emails(store: SqlStore, bucket: str) -> int:
+def count_emails(store: Database, bucket: str) -> int:
     with read_transaction(store.engine) as conn:
         return conn.execute(select(func.count()).select_from(bucket_emails)
                             .where(bucket_emails.c.bucket == bucket)).scalar_one()
@@ -94,7 +94,7 @@ class SentEmail:
     payload_hash: str
 
 
-def ledger_get(store: SqlStore, destination: str, ids: Sequence[str]) -> dict[str, SentEmail]:
+def ledger_get(store: Database, destination: str, ids: Sequence[str]) -> dict[str, SentEmail]:
     t = bucket_ledger
     found: dict[str, SentEmail] = {}
     unique = sorted(set(ids))
@@ -106,7 +106,7 @@ def ledger_get(store: SqlStore, destination: str, ids: Sequence[str]) -> dict[st
     return found
 
 
-def ledger_put(store: SqlStore, destination: str, sent: Sequence[SentEmail]) -> None:
+def ledger_put(store: Database, destination: str, sent: Sequence[SentEmail]) -> None:
     if not sent:
         return
     now = datetime.now(timezone.utc)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from exchange_sync.store.engine import read_transaction, write_transaction
 from exchange_sync.store.schema import integration_errors
-from exchange_sync.store.sqlstore import SqlStore
+from exchange_sync.store.database import Database
 
 Action = Literal["mailbox_disabled", "integration_disabled", "none"]
 MAX_MESSAGE_CHARS = 2000
@@ -40,7 +40,7 @@ class IntegrationError(BaseModel):
                 "mailbox": self.mailbox or "(integration)", "action": self.action, "message": self.message}
 
 
-def record_errors(store: SqlStore, integration: str, errors: Sequence[IntegrationError], run_id: int | None = None) -> None:
+def record_errors(store: Database, integration: str, errors: Sequence[IntegrationError], run_id: int | None = None) -> None:
     if not errors:
         return
     rows = [{"integration": integration, "run_id": run_id, "kind": e.kind, "mailbox": e.mailbox, "action": e.action,
@@ -50,7 +50,7 @@ def record_errors(store: SqlStore, integration: str, errors: Sequence[Integratio
         conn.execute(integration_errors.insert(), rows)
 
 
-def list_errors(store: SqlStore, integration: str, limit: int = 50) -> list[IntegrationError]:
+def list_errors(store: Database, integration: str, limit: int = 50) -> list[IntegrationError]:
     """The integration's latest errors, newest first."""
     t = integration_errors
     query = (select(t).where(t.c.integration == integration)
@@ -61,7 +61,7 @@ def list_errors(store: SqlStore, integration: str, limit: int = 50) -> list[Inte
                              occurred_at=r.occurred_at, run_id=r.run_id, integration=r.integration) for r in rows]
 
 
-def count_errors(store: SqlStore, integration: str) -> int:
+def count_errors(store: Database, integration: str) -> int:
     t = integration_errors
     with read_transaction(store.engine) as conn:
         return conn.execute(select(func.count()).select_from(t).where(t.c.integration == integration)).scalar_one()

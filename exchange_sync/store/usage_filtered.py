@@ -17,10 +17,10 @@ from sqlalchemy import select
 from exchange_sync.store.comments import dialect_insert
 from exchange_sync.store.engine import read_transaction, write_transaction
 from exchange_sync.store.schema import usage_filtered
-from exchange_sync.store.sqlstore import SqlStore
+from exchange_sync.store.database import Database
 
 
-def add_filtered(store: SqlStore, integration: str, day: date, per_mailbox: Mapping[str, int]) -> None:
+def add_filtered(store: Database, integration: str, day: date, per_mailbox: Mapping[str, int]) -> None:
     rows = [{"integration": integration, "mailbox": m, "day": day, "filtered": n} for m, n in sorted(per_mailbox.items())
             if n > 0]
     if not rows:
@@ -33,7 +33,7 @@ def add_filtered(store: SqlStore, integration: str, day: date, per_mailbox: Mapp
         conn.execute(statement, rows)
 
 
-def filtered_by_day(store: SqlStore, integration: str, since: date | None = None) -> dict[tuple[date, str], int]:
+def filtered_by_day(store: Database, integration: str, since: date | None = None) -> dict[tuple[date, str], int]:
     """(day, mailbox) -> items filtered."""
     t = usage_filtered
     query = select(t.c.day, t.c.mailbox, t.c.filtered).where(t.c.integration == integration)

@@ -43,7 +43,7 @@ def _worker(store: SqlStore, worker: int) -> list[SyncCounts]:
 
 def test_concurrent_writers_count_each_comment_new_once(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     # Two store objects on one database, as two pipeline components would have.
-    caplog.set_level(logging.INFO, logger="exchange_sync.store.sqlstore")
+    caplog.set_level(logging.INFO, logger="exchange_sync.store.database")
     with SqlStore(db_url) as first, SqlStore(db_url) as second:
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             futures = [pool.submit(_worker, first if w % 2 else second, w) for w in range(THREADS)]

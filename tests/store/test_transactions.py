@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from exchange_sync.store import FolderState, SqlStore, SyncCounts, UsageKey
-from exchange_sync.store import sqlstore as sqlstore_module
+from exchange_sync.store import comment_store
 from tests.support.comments import make_comment
 
 DAY = date(2026, 11, 2)
@@ -50,7 +50,7 @@ def test_failing_usage_insert_rolls_back_comments_and_state(store: SqlStore, mon
     def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("usage ledger unavailable")
 
-    monkeypatch.setattr(sqlstore_module.usage_ledger, "add_usage", boom)
+    monkeypatch.setattr(comment_store.usage_ledger, "add_usage", boom)
     with pytest.raises(RuntimeError, match="usage ledger unavailable"):
         store.sync_comments(
             [make_comment(1, folder="Archive"), make_comment(2)],
