@@ -4,7 +4,7 @@
         [--prefect-api URL] [--transform-n 1000] [--skip naive,ours,poll,transform,rss]
 
 1. Starts the EWS test server (HTTPS + NTLM, a delegate service account) with ``--messages`` generated
-   messages in one mailbox (``ews_testserver.generate``).
+   messages in one mailbox (``testserver_core.generate``).
 2. (a) ``bench/naive_loop.py`` in a subprocess: unmodified exchangelib, ``folder.all().only(...)``,
    stdlib parse, SQLite. (b) ``exchange-sync run CONFIG`` (the real CLI) in a subprocess against a
    Prefect API (a ``prefect server start`` started here, its start-up reported separately, unless

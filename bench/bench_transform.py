@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_transform.py [--n 2000] [--seed 4711] [--against REF] [--rounds 5]
 
-Inputs: realistic generated mail (``ews_testserver.generate.generate_messages``) and, when
+Inputs: realistic generated mail (``testserver_core.generate.generate_messages``) and, when
 present, the real-world corpus (../shared/corpus/real-world-emails) repeated. Baselines:
 
 - what any importer has to do at least: ``email.message_from_bytes(policy=compat32)`` and decoding
