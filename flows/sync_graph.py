@@ -1,4 +1,4 @@
-"""The Graph integration's flow with a form for parameters (``exchange_sync.deploy.graph_form``).
+"""The Graph integration's flow with a form for parameters (``exchange_sync.forms.graph``).
 
 Thin: the form's values become the file's configuration, then the same run as every integration
 (``flows.sync_integration._sync``). The flow is named ``exchange-sync`` like the others, so an
@@ -12,13 +12,15 @@ from typing import Any
 
 from prefect import flow
 
-from exchange_sync.config import ConfigError
-from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm
-from exchange_sync.deploy.graph_form import (
+from exchange_sync.forms import (
     DEFAULT_AUTHORITY,
     DEFAULT_GRAPH_URL,
+    DestinationForm,
     GraphCertificateForm,
-    graph_form_to_config,
+    MailboxForm,
+    SecretRefForm,
+    TlsForm,
+    config_from_form,
 )
 from flows.sync_integration import Mode, _run_name, _sync
 
@@ -43,9 +45,8 @@ def sync_graph(
 ) -> dict:
     """Sync a Microsoft Graph (Exchange Online) integration's mailboxes once; any parameter may be
     changed for one run (e.g. only ``mailboxes``)."""
-    try:
-        config = graph_form_to_config(integration, tenant_id, client_id, client_secret, certificate, graph_url,
-                                      authority, tls, mailboxes, destination, advanced)
-    except ConfigError as exc:
-        raise ConfigError(f"the run's parameters are not a valid configuration: {exc}") from None
+    config = config_from_form("graph", integration=integration, tenant_id=tenant_id, client_id=client_id,
+                              client_secret=client_secret, certificate=certificate, graph_url=graph_url,
+                              authority=authority, tls=tls, mailboxes=mailboxes, destination=destination,
+                              advanced=advanced)
     return _sync(config, mode, start, end, only_mailboxes or None)

@@ -5,14 +5,15 @@ reads a received-time window with FindItem and never reads or moves a watermark.
 in parallel on a bounded thread pool (Prefect's default pool is unbounded), or on a Dask cluster
 (``task_runner: {kind: dask, address: ...}``).
 
-Around the mailbox work:
+The flow orchestrates (tasks, states, artifacts, logging); what a run's outcome means is decided by
+the Prefect-free policy in ``exchange_sync.pipeline.outcome``. Around the mailbox work:
 - each mailbox sync holds one slot of its Exchange server's global concurrency limit
-  (``exchange_sync.deploy.limits``: why per mailbox, and when the limit must exist);
+  (``tasks.limits``: why per mailbox, and when the limit must exist);
 - mailboxes disabled after ``disable_after_failures`` same-reason failures are skipped and reported
   as ``disabled``; each run's outcome feeds the failure streaks;
 - ``invalid_exchange_credentials`` or the destination's quota (``comment_quota_hit``) under a
-  deployment pauses the integration's deployments;
-- every run records its errors with kind, mailbox, action and time (``pipeline.errors``; listed by
+  deployment pauses the integration's deployments (``tasks.deployments``);
+- every run records its errors with kind, mailbox, action and time (``pipeline.outcome``; listed by
   ``exchange-sync errors``, the latest shown as the ``<name>-errors`` table artifact);
 - integration-wide failures (``store.state.INTEGRATION_WIDE_REASONS``: server unreachable, TLS,
   credentials, a secret or the state database missing, the destination refusing its token) never
@@ -27,7 +28,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -42,61 +43,34 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from exchange_sync.processes import is_gone, process_start
 from exchange_sync.config import IntegrationConfig, MailboxConfig
-from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm, form_to_config
-from exchange_sync.deploy.limits import ensure_server_limit, running_under_deployment, server_slot, slot_mode
-from exchange_sync.deploy.names import server_label
+from exchange_sync.forms import DestinationForm, MailboxForm, SecretRefForm, TlsForm, config_from_form
 from exchange_sync.memory import tune_arrow_pool, tune_malloc
 from exchange_sync.pipeline import mailbox as plain_mailbox
-from exchange_sync.pipeline.errors import destination_reason, pause_reason, run_errors
 from exchange_sync.pipeline.mailbox import MailboxReport
+from exchange_sync.pipeline.outcome import (
+    SERVER_LIMIT_MISSING,
+    CredentialsError,
+    IntegrationFailed,
+    MailboxOutcome,
+    RecordingSteps,
+    RunFailed,
+    RunOutcome,
+    integration_reason,
+    prune_staging,
+    record_filtered,
+)
 from exchange_sync.pipeline.report import RunReport, comments_page_link, render_markdown
 from exchange_sync.pipeline.runtime import Runtime
-from exchange_sync.store.state import INTEGRATION_WIDE_REASONS
+from tasks.deployments import pause_current_integration
+from tasks.limits import ensure_server_limit, running_under_deployment, server_label, server_slot, slot_mode
 from tasks.pipeline import PREFECT_STEPS
 
 Mode = Literal["incremental", "backfill"]
 
 
-SERVER_LIMIT_MISSING = "server_limit_missing"
-
-
-class CredentialsError(RuntimeError):
-    """``invalid_exchange_credentials``: the whole integration stops, whatever the mailbox."""
-
-    reason = "invalid_exchange_credentials"
-
-
-class RunFailed(RuntimeError):
-    pass
-
-
-class IntegrationFailed(RunFailed):
-    """The integration as a whole could not run (``reason`` in ``INTEGRATION_WIDE_REASONS``)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-
-
-def _integration_reason(result: MailboxReport) -> str | None:
-    """The integration-wide reason of a mailbox's failure, if it is one."""
-    if result.status != "failed":
-        return None
-    if result.reason in INTEGRATION_WIDE_REASONS:
-        return result.reason
-    error = result.error or ""
-    # Raised through the mailbox code as unexpected errors, but about the whole integration:
-    if destination_reason(error) is not None:
-        return destination_reason(error)
-    if error.startswith("ReinferAuthError"):
-        return "destination_unauthorized"
-    if error.startswith("ReinferError") and "still failing after" in error:
-        return "destination_unavailable"  # 429/5xx/connection errors through every retry: the API is down
-    if error.startswith("SecretResolutionError"):
-        return "secret_unavailable"
-    if error.startswith("StateUnavailable"):
-        return "state_unavailable"
-    return None
+# The run's outcome policy (failure streaks, pausing, integration-wide failures, error records) is
+# Prefect-free, in exchange_sync.pipeline.outcome; its exceptions are re-exported here for callers.
+__all__ = ["CredentialsError", "IntegrationFailed", "RunFailed", "sync_ews", "sync_integration"]
 
 
 def _run_owner() -> dict:
@@ -201,42 +175,58 @@ def _check_window(mode: Mode, start: datetime | None, end: datetime | None) -> N
         raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
 
 
-def _as_state(result: MailboxReport):
+def _as_state(outcome: MailboxOutcome):
     """A failed mailbox is a *Failed* task run in the UI (red, with the reason), a skipped one a
-    *Skipped* one; the report is the state's data either way, and the flow decides the run's outcome."""
+    *Skipped* one; the outcome is the state's data either way, and the flow decides the run's outcome."""
+    result = outcome.report
     if result.status == "failed":
         from prefect.states import Failed
 
-        return Failed(message=f"mailbox {result.mailbox} failed ({result.reason}): {result.error}", data=result)
+        return Failed(message=f"mailbox {result.mailbox} failed ({result.reason}): {result.error}", data=outcome)
     if result.status == "skipped":  # e.g. mailbox_not_found: a state named Skipped, with the reason
         from prefect.states import Completed
 
         return Completed(name="Skipped", message=f"mailbox {result.mailbox} skipped ({result.reason}): "
-                                                 f"{result.error}", data=result)
-    return result
+                                                 f"{result.error}", data=outcome)
+    return outcome
+
+
+def _sync_one(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None,
+              end: datetime | None) -> MailboxOutcome:
+    """The mailbox's report, with the integration-wide reason of its failure if it has one (classified
+    by the type of the exception a step raised: the report only has its text)."""
+    steps = RecordingSteps(PREFECT_STEPS)
+    report = plain_mailbox.sync_mailbox(rt, mailbox, steps=steps, mode=mode, start=start, end=end)
+    return MailboxOutcome(report, integration_reason(report, steps.raised))
 
 
 @task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
 def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None, end: datetime | None,
-                 limit_mode: str) -> MailboxReport:
+                 limit_mode: str) -> MailboxOutcome:
     """One mailbox on the flow's shared Runtime (threads), inside its server slot."""
     with server_slot(rt.config.connection.server_key, limit_mode):
-        return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start,
-                                                    end=end))
+        return _as_state(_sync_one(rt, mailbox, mode, start, end))
 
 
 @task(name="sync-mailbox-remote", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
 def sync_mailbox_remote(config: IntegrationConfig, mailbox: MailboxConfig, mode: str, start: datetime | None,
-                        end: datetime | None, limit_mode: str) -> MailboxReport:
+                        end: datetime | None, limit_mode: str) -> MailboxOutcome:
     """One mailbox on a Dask worker: a Runtime holds live connections and locks and cannot be
     shipped, so each remote task opens its own (secrets are resolved there, at run time)."""
     rt = Runtime.open(config)
     try:
         with server_slot(config.connection.server_key, limit_mode):
-            return _as_state(plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start,
-                                                        end=end))
+            return _as_state(_sync_one(rt, mailbox, mode, start, end))
     finally:
         rt.close()
+
+
+try:  # the exception a strict slot raises when the server's limit is missing (private in Prefect 3.9.1)
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError as _SlotError
+
+    _SLOT_ERRORS: tuple[type[BaseException], ...] = (_SlotError,)
+except ImportError:  # pragma: no cover - another Prefect: no such class to tell apart
+    _SLOT_ERRORS = ()
 
 
 def _task_runner(config: IntegrationConfig, workers: int):
@@ -247,62 +237,6 @@ def _task_runner(config: IntegrationConfig, workers: int):
             raise RuntimeError("task_runner kind dask needs the 'dask' extra: pip install 'exchange-sync[dask]'") from None
         return DaskTaskRunner(address=config.task_runner.address), True
     return ThreadPoolTaskRunner(max_workers=workers), False
-
-
-def _record_outcomes(rt: Runtime, config: IntegrationConfig, report: RunReport) -> None:
-    """Feed each tried mailbox's outcome into its failure streak; disable at the threshold."""
-    for result in report.mailboxes:
-        if result.status == "disabled" or result.reason == "busy" or _integration_reason(result) is not None:
-            continue  # not tried (disabled, or another writer syncing it) / integration-wide: never counted
-        failure = None if result.status == "ok" else (result.reason or "unexpected_error")
-        before = result.status
-        health = rt.state.record_mailbox_outcome(config.name, result.mailbox, failure,
-                                                 config.disable_after_failures)
-        if health.disabled and before != "disabled":
-            report.notes.append(f"mailbox {result.mailbox} disabled: {health.disabled_reason} "
-                                f"(re-enable with `exchange-sync enable {config.name} --mailbox {result.mailbox}`)")
-            rt.state.set_mailbox_status(config.name, result.mailbox, "disabled", reason=health.disabled_reason,
-                                        error_count_delta=0)
-
-
-def _record_errors(rt: Runtime, config: IntegrationConfig, run_id: int, report: RunReport, disabled_before,
-                   paused: list[str], logger) -> list[dict]:
-    """Store this run's integration errors; returns the latest errors as table rows when there were any."""
-    from exchange_sync.store.errors import list_errors, record_errors
-
-    try:
-        disabled_now = {h.mailbox for h in rt.state.mailbox_health(config.name) if h.disabled} - set(disabled_before)
-        errors = run_errors(report.mailboxes, integration_reason=_integration_reason, disabled_now=disabled_now,
-                            paused=bool(paused), at=datetime.now(timezone.utc))
-        record_errors(rt.state, config.name, errors, run_id=run_id)
-        return [e.row() for e in list_errors(rt.state, config.name, limit=20)] if errors else []
-    except Exception as exc:  # noqa: BLE001 - the record of errors must not fail (or hide) the run's outcome
-        logger.warning("could not record the run's errors (%s: %s)", type(exc).__name__, exc)
-        return []
-
-
-def _record_filtered(rt: Runtime, config: IntegrationConfig, report: RunReport, logger) -> None:
-    """Items the participant filters left out, for `exchange-sync usage` (never billed)."""
-    from exchange_sync.store.usage_filtered import add_filtered
-
-    try:
-        add_filtered(rt.checkpoints, config.name, report.started_at.date(),
-                     {m.mailbox: m.filtered for m in report.mailboxes})
-    except Exception as exc:  # noqa: BLE001 - a count shown beside usage must not fail the run
-        logger.warning("could not record the filtered counts (%s: %s)", type(exc).__name__, exc)
-
-
-def _prune_staging(rt: Runtime, logger) -> None:
-    keep = rt.config.staging.keep_days
-    if keep is None:
-        return
-    try:
-        removed = rt.staging.prune(rt.config.name, datetime.now(timezone.utc) - timedelta(days=keep))
-    except Exception as exc:  # noqa: BLE001 - housekeeping must not fail a run that synced
-        logger.warning("could not prune staging (%s: %s); staged batches are kept", type(exc).__name__, exc)
-        return
-    if removed:
-        logger.info("removed %d staged batches older than %s days", removed, keep)
 
 
 @flow(name="exchange-sync", flow_run_name=_run_name, validate_parameters=True, log_prints=False)
@@ -335,14 +269,10 @@ def sync_ews(
     only_mailboxes: list[str] = [],  # noqa: B006
 ) -> dict:
     """Sync an EWS integration's mailboxes once; the parameters are the configuration file's, as a
-    form (``exchange_sync.deploy.form``). Any of them may be changed for one run."""
-    from exchange_sync.config import ConfigError
-
-    try:
-        config = form_to_config(integration, server_url, auth, username, password, access_type, tls, mailboxes,
-                                destination, advanced)
-    except ConfigError as exc:
-        raise ConfigError(f"the run's parameters are not a valid configuration: {exc}") from None
+    form (``exchange_sync.forms``). Any of them may be changed for one run."""
+    config = config_from_form("ews", integration=integration, server_url=server_url, auth=auth, username=username,
+                              password=password, access_type=access_type, tls=tls, mailboxes=mailboxes,
+                              destination=destination, advanced=advanced)
     return _sync(config, mode, start, end, only_mailboxes or None)
 
 
@@ -369,10 +299,11 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
     run_id = rt.state.start_run(config.name, mode, owner=_run_owner())
     report = RunReport(integration=config.name, mode=mode, started_at=datetime.now(timezone.utc),
                        page_link=comments_page_link(config))
+    outcome = RunOutcome(config, report)
     disabled = {h.mailbox: h for h in rt.state.mailbox_health(config.name) if h.disabled}
     for m in [m for m in selected if m.email in disabled]:
-        report.mailboxes.append(MailboxReport(mailbox=m.email, status="disabled", reason="disabled",
-                                              error=disabled[m.email].disabled_reason))
+        outcome.add(MailboxReport(mailbox=m.email, status="disabled", reason="disabled",
+                                  error=disabled[m.email].disabled_reason))
         logger.warning("mailbox %s is disabled (%s): skipped", m.email, disabled[m.email].disabled_reason)
     selected = [m for m in selected if m.email not in disabled]
     limit_mode = slot_mode(config.connection.server_key)
@@ -390,8 +321,6 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
     run_progress.install(sink)
     done = 0
     lock = threading.Lock()
-    credentials_error: BaseException | None = None
-    paused: list[str] = []
     error_rows: list[dict] = []
     try:
         workers = max(1, min(len(selected), config.concurrency.mailboxes))
@@ -406,26 +335,22 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
             }
             for email, future in futures.items():
                 try:
-                    result: MailboxReport = future.result(raise_on_failure=False)
-                    if isinstance(result, BaseException):  # the task raised
-                        raise result
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    from exchange_sync.sources import InvalidCredentials
-
-                    if isinstance(exc, InvalidCredentials):
-                        credentials_error = exc
-                        result = MailboxReport(mailbox=email, status="failed", reason=exc.reason, error=str(exc))
-                    elif type(exc).__name__ == "ConcurrencySlotAcquisitionError":  # a private class in 3.9.1
+                    done_one: MailboxOutcome = future.result(raise_on_failure=False)
+                    if isinstance(done_one, BaseException):  # the task raised
+                        raise done_one
+                    result = done_one.report
+                    outcome.add(result, done_one.wide_reason)
+                except Exception as exc:  # noqa: BLE001 - classified by the outcome policy
+                    if isinstance(exc, _SLOT_ERRORS):
                         # A deployment without its server limit: a setup error of the integration,
                         # not of this mailbox (never counted towards disabling it).
                         result = MailboxReport(mailbox=email, status="failed", reason=SERVER_LIMIT_MISSING,
                                                error=f"{type(exc).__name__}: {exc} (the server's concurrency limit "
                                                      f"{config.connection.server_key} is missing or inactive: "
                                                      "create or activate it in the UI's Concurrency page)")
+                        outcome.add(result)
                     else:
-                        result = MailboxReport(mailbox=email, status="failed", reason="unexpected_error",
-                                               error=f"{type(exc).__name__}: {exc}")
-                report.mailboxes.append(result)
+                        result = outcome.add_exception(email, exc)
                 with lock:
                     done += 1
                 sink.mailbox_done()
@@ -435,32 +360,22 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
                     logger.info("Mailbox %s synced: %s.", email, _human_counts(result))
         if not selected:
             update_progress_artifact(progress_id, 100.0, description="no mailbox to sync")
-        _record_outcomes(rt, config, report)
-        wide = sorted({r for r in map(_integration_reason, report.failed) if r is not None})
-        if wide:
-            report.notes.append(f"integration-wide failure ({', '.join(wide)}): no mailbox's failure streak was "
-                                "counted; the next run after the cause is fixed syncs everything")
-        stop = pause_reason(credentials_error is not None, wide)
+        outcome.record_streaks(rt.state)
+        stop = outcome.pause_reason()
         if stop is not None:
-            from exchange_sync.deploy.control import pause_current_integration
-
             try:
                 paused = pause_current_integration(config.name, stop)
             except Exception as exc:  # noqa: BLE001 - the run fails anyway; say why it could not pause
                 logger.error("could not pause the deployments of %s: %s", config.name, type(exc).__name__)
                 paused = []
-            if paused:
-                fix = "fix the credentials" if credentials_error is not None else "raise the destination's quota"
-                report.notes.append(f"{stop}: deployments {', '.join(paused)} paused; {fix}, "
-                                    f"then `exchange-sync start {config.name}`")
+            outcome.note_paused(stop, paused)
     finally:
         run_progress.install(previous_sink)
         report.finished_at = datetime.now(timezone.utc)
-        status = "failed" if credentials_error or report.failed else "completed"
-        rt.state.finish_run(run_id, status, report.to_dict())
-        error_rows = _record_errors(rt, config, run_id, report, disabled, paused, logger)
-        _record_filtered(rt, config, report, logger)
-        _prune_staging(rt, logger)
+        rt.state.finish_run(run_id, outcome.status, report.to_dict())
+        error_rows = outcome.record_errors(rt.state, run_id, disabled, logger)
+        record_filtered(rt.checkpoints, report, logger)
+        prune_staging(rt.staging, config, logger)
         rt.close()
     create_table_artifact(key=_artifact_key(config.name, "run"), table=report.rows(),
                           description=f"{mode} run of {config.name}: one row per mailbox (items, new, "
@@ -471,16 +386,9 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
     if error_rows:
         create_table_artifact(key=_artifact_key(config.name, "errors"), table=error_rows,
                               description=f"latest integration errors of {config.name} (kind, mailbox, action taken)")
-    if credentials_error is not None:
-        raise CredentialsError(f"invalid_exchange_credentials: {credentials_error}")
-    if report.failed:
-        wide = [(m, _integration_reason(m)) for m in report.failed]
-        wide = [(m, reason) for m, reason in wide if reason is not None]
-        if wide:
-            first, reason = wide[0]
-            raise IntegrationFailed(reason, f"{first.error} ({len(wide)} mailbox(es) not synced; an integration-wide "
-                                            "failure, not counted toward disabling any mailbox)")
-        raise RunFailed("; ".join(f"{m.mailbox}: {m.reason}: {m.error}" for m in report.failed))
+    failure = outcome.failure()
+    if failure is not None:
+        raise failure
     return report.to_dict()
 
 

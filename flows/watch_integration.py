@@ -2,7 +2,7 @@
 flow run is cancelled (issue #16).
 
 Thin: the form's values become the file's configuration (the same forms as the poll deployments,
-``exchange_sync.deploy.form`` / ``.graph_form``), then ``run_watch`` runs in a thread while the
+``exchange_sync.forms``, ``config_from_form``), then ``run_watch`` runs in a thread while the
 flow's main thread waits. Cancelling the run (the UI's Cancel, ``exchange-sync stop NAME``) makes the
 worker send SIGTERM, which Prefect turns into an exception in the main thread: the flow then sets
 the watch's stop event, lets the syncs in flight finish their current page (committed) and the
@@ -20,20 +20,23 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from exchange_sync.config import ConfigError, IntegrationConfig
-from exchange_sync.deploy.form import DestinationForm, MailboxForm, SecretRefForm, TlsForm, form_to_config
-from exchange_sync.deploy.graph_form import (
+from exchange_sync.config import IntegrationConfig
+from exchange_sync.forms import (
     DEFAULT_AUTHORITY,
     DEFAULT_GRAPH_URL,
+    DestinationForm,
     GraphCertificateForm,
-    graph_form_to_config,
+    MailboxForm,
+    SecretRefForm,
+    TlsForm,
+    config_from_form,
 )
-from exchange_sync.deploy.watch_report import artifact_key, live_rows, summary_rows, summary_sentences
+from flows.watch_report import artifact_key, live_rows, summary_rows, summary_sentences
 
 STOP_GRACE_S = 25.0  # below the worker's 30 s between SIGTERM and SIGKILL
 FIRST_REPORT_S, REPORT_EVERY_S = 10.0, 60.0  # the live table artifact: soon after start, then every minute
@@ -48,13 +51,6 @@ def _run_name() -> str:
 
     name = (flow_run.parameters or {}).get("integration") or "integration"
     return f"watch-{name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
-
-
-def _config(build: Callable[..., IntegrationConfig], *args: Any) -> IntegrationConfig:
-    try:
-        return build(*args)
-    except ConfigError as exc:
-        raise ConfigError(f"the run's parameters are not a valid configuration: {exc}") from None
 
 
 class _ToRunLog(logging.Handler):
@@ -151,7 +147,7 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
     if summary.error:
         reason = summary.error.split(":", 1)[0]
         if reason == "invalid_exchange_credentials":  # as for polls: every restart would fail the same way
-            from exchange_sync.deploy.control import pause_current_integration
+            from tasks.deployments import pause_current_integration
 
             pause_current_integration(config.name, reason)
         raise WatchFailed(summary.error)
@@ -175,8 +171,9 @@ def watch_ews(
 ) -> dict:
     """Watch an EWS integration's mailboxes (streaming, else pull notifications, else polling) until
     the run is cancelled; new mail is synced within seconds."""
-    config = _config(form_to_config, integration, server_url, auth, username, password, access_type, tls,
-                     mailboxes, destination, advanced)
+    config = config_from_form("ews", integration=integration, server_url=server_url, auth=auth, username=username,
+                              password=password, access_type=access_type, tls=tls, mailboxes=mailboxes,
+                              destination=destination, advanced=advanced)
     return _watch(config, only_mailboxes, duration_s)
 
 
@@ -198,6 +195,8 @@ def watch_graph(
 ) -> dict:
     """Watch a Microsoft Graph integration's mailboxes (budgeted delta polling, ``watch.graph_interval_s``)
     until the run is cancelled."""
-    config = _config(graph_form_to_config, integration, tenant_id, client_id, client_secret, certificate, graph_url,
-                     authority, tls, mailboxes, destination, advanced)
+    config = config_from_form("graph", integration=integration, tenant_id=tenant_id, client_id=client_id,
+                              client_secret=client_secret, certificate=certificate, graph_url=graph_url,
+                              authority=authority, tls=tls, mailboxes=mailboxes, destination=destination,
+                              advanced=advanced)
     return _watch(config, only_mailboxes, duration_s)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 
-FLOW_NAME = "exchange-sync"
+# What a run needs to find its integration's deployments lives below the flows (tasks.deployments),
+# like the server's label and limit (tasks.limits); named here too, for the deployment code.
+from tasks.deployments import FLOW_NAME, INTEGRATION_TAG_PREFIX, WATCH_TAG, integration_tag
+from tasks.limits import server_label
+
 BACKFILL_SUFFIX = "-backfill"
 WATCH_SUFFIX = "-watch"
-WATCH_TAG = "watch"  # on watch deployments (and so on their runs)
 SHARD_INFIX = "-shard-"
-INTEGRATION_TAG_PREFIX = "integration:"
+
+__all__ = ["BACKFILL_SUFFIX", "FLOW_NAME", "INTEGRATION_TAG_PREFIX", "SHARD_INFIX", "WATCH_SUFFIX", "WATCH_TAG",
+           "backfill_deployment_name", "deployment_name", "full_name", "integration_tag", "server_label",
+           "shard_of", "watch_deployment_name"]
 
 
 def deployment_name(integration: str, shard: int | None = None, shards: int = 1) -> str:
@@ -30,18 +36,6 @@ def full_name(deployment: str) -> str:
     return f"{FLOW_NAME}/{deployment}"
 
 
-def integration_tag(integration: str) -> str:
-    return f"{INTEGRATION_TAG_PREFIX}{integration}"
-
-
 def shard_of(email: str, shards: int) -> int:
     """Stable shard of a mailbox: a hash of the address, so adding a mailbox never moves the others."""
     return int(hashlib.sha256(email.lower().encode()).hexdigest(), 16) % shards
-
-
-def server_label(connection) -> str:
-    """The server an integration talks to, for people (descriptions, log lines): the EWS endpoint,
-    or the Graph endpoint and tenant. (``connection.server_key`` is the machine name of the same.)"""
-    if connection.kind == "graph":
-        return f"{connection.graph_url}, tenant {connection.tenant_id}"
-    return connection.server_url

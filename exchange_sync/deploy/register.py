@@ -86,10 +86,22 @@ def _flow_schema(entrypoint: str = ENTRYPOINT) -> dict:
     deploy depends on the flows at registration time, never at import time."""
     import importlib
 
-    from exchange_sync.deploy.form import flow_schema
-
     module, _, function = entrypoint.partition(":")
     return flow_schema(getattr(importlib.import_module(module), function))
+
+
+def flow_schema(flow_fn) -> dict:
+    """The flow's parameter schema as registered: Prefect's, with the titles and descriptions of
+    ``forms.PARAMETERS`` (Prefect titles a parameter with its bare name, and has no description)."""
+    from prefect.utilities.callables import parameter_schema
+
+    from exchange_sync.forms import PARAMETERS
+
+    schema = parameter_schema(flow_fn).model_dump(exclude_unset=True)
+    for name, prop in schema.get("properties", {}).items():
+        if name in PARAMETERS:
+            prop["title"], prop["description"] = PARAMETERS[name]
+    return schema
 
 
 def apply(specs: list[DeploymentSpec], project: Path, *, limit_overrides: dict[str, int] | None = None,

@@ -60,7 +60,7 @@ def from_server(name: str) -> IntegrationConfig | None:
             dep = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
         except ObjectNotFound:
             return None
-    from exchange_sync.deploy.form import config_from_parameters
+    from exchange_sync.forms import config_from_parameters
 
     cfg = config_from_parameters(dep.parameters or {})
     for step in dep.pull_steps or []:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from exchange_sync.config import ConfigError, IntegrationConfig, load_config
+from exchange_sync.forms import config_parameter, form_parameters
 from exchange_sync.deploy.names import (
     FLOW_NAME,
     WATCH_TAG,
@@ -42,7 +43,7 @@ from exchange_sync.deploy.names import (
 
 ENTRYPOINT = "flows.sync_integration:sync_integration"  # a module path: works from any working directory
 # Deployments use the flows with union-free parameters, which the Prefect UI renders as a form
-# (exchange_sync.deploy.form, .graph_form); ENTRYPOINT (the whole configuration as one `config`
+# (exchange_sync.forms: .ews, .graph); ENTRYPOINT (the whole configuration as one `config`
 # parameter) is for `exchange-sync run` and for connection kinds without a form.
 FORM_ENTRYPOINTS = {"ews": "flows.sync_integration:sync_ews", "graph": "flows.sync_graph:sync_graph"}
 FORM_ENTRYPOINT = FORM_ENTRYPOINTS["ews"]
@@ -124,8 +125,6 @@ class DeploymentSpec:
     @property
     def parameters(self) -> dict[str, Any]:
         if self.form:
-            from exchange_sync.deploy.form import form_parameters
-
             params: dict[str, Any] = form_parameters(self.config)
             if self.mailboxes is not None:
                 params["only_mailboxes"] = self.mailboxes
@@ -188,19 +187,6 @@ class DeploymentSpec:
             "enforce_parameter_schema": True,
             "parameters": self.parameters,
         }
-
-
-def config_parameter(config: IntegrationConfig) -> dict[str, Any]:
-    """The configuration as a JSON parameter: only what differs from the defaults, so the UI shows
-    what the file says and a later default change reaches deployed integrations."""
-    data = config.model_dump(mode="json", exclude_defaults=True, exclude_none=True) | {"name": config.name}
-    # The union discriminators must be explicit: the server validates parameters against the JSON
-    # schema, where {url: ...} alone matches several destination kinds (oneOf fails). Where the
-    # data goes is worth showing in the UI anyway, defaults included.
-    data["connection"] = {"kind": config.connection.kind, **data.get("connection", {})}
-    for key in ("destination", "staging", "state"):
-        data[key] = getattr(config, key).model_dump(mode="json", exclude_none=True)
-    return data
 
 
 def load_settings(prefect_yaml: Path) -> ProjectSettings:

@@ -75,7 +75,7 @@ def test_deploy_registers_deployments_pool_and_server_limit(deployed, ews, pool_
     assert alpha.entrypoint == "flows.sync_integration:sync_ews"  # the EWS form flow
     assert "integration:alpha" in alpha.tags and not alpha.paused
     # The deployment's parameters are the file's configuration, secret reference included.
-    from exchange_sync.deploy.form import config_from_parameters
+    from exchange_sync.forms import config_from_parameters
 
     assert config_from_parameters(alpha.parameters) == parse_config(deployed.configs["alpha"])
     assert alpha.parameters["password"] == {"secret_block": f"exsync-pw-{pool_name}", "env": ""}

@@ -87,7 +87,7 @@ def _watch_runs(client) -> list:
 
 def test_graph_integration_deploys_with_a_form(graph_deployed, graph_srv, prefect_api):
     from exchange_sync.config import parse_config
-    from exchange_sync.deploy.form import config_from_parameters
+    from exchange_sync.forms import config_from_parameters
 
     assert "created  exchange-sync/ginteg" in graph_deployed.out and "created  exchange-sync/ginteg-backfill" in \
         graph_deployed.out, graph_deployed.out

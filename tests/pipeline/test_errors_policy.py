@@ -1,11 +1,11 @@
-"""Which record a mailbox result becomes (pipeline.errors, pure): the hosted kinds, one record per
+"""Which record a mailbox result becomes (pipeline.outcome, pure): the hosted kinds, one record per
 integration-wide failure, and each action (mailbox_disabled, integration_disabled, none)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from exchange_sync.pipeline.errors import pause_reason, run_errors
+from exchange_sync.pipeline.outcome import pause_reason, run_errors
 from exchange_sync.pipeline.mailbox import MailboxReport
 
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)

@@ -1,6 +1,6 @@
 """The Graph integration's deployment parameters as a form (``flows.sync_graph:sync_graph``).
 
-The same idea as the EWS form (``exchange_sync.deploy.form``): the connection's fields are top-level
+The same idea as the EWS form (``exchange_sync.forms.ews``): the connection's fields are top-level
 parameters that the Prefect UI renders field by field (tenant, client id, the client secret as a
 *reference*, the certificate, endpoints, TLS), mailboxes and destination are the shared forms, and
 every other setting of the file is under ``advanced``. No part of the schema is a union of objects;
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from exchange_sync.config import ConfigError, IntegrationConfig
-from exchange_sync.deploy.form import (
+from exchange_sync.forms.ews import (
     PARAMETERS,
     SecretRefForm,
     _Form,
@@ -23,6 +23,7 @@ from exchange_sync.deploy.form import (
     _ref_form,
     assemble,
     common_parameters,
+    config_parameter,
     tls_data,
     tls_form,
 )
@@ -47,8 +48,6 @@ class GraphCertificateForm(_Form):
 
 def graph_form_parameters(config: IntegrationConfig) -> dict[str, Any]:
     """A Graph configuration as the Graph form flow's parameters (JSON)."""
-    from exchange_sync.deploy.spec import config_parameter
-
     if config.connection.kind != "graph":
         raise ValueError("not a Graph integration")
     full = config_parameter(config)

@@ -1,4 +1,5 @@
-"""The per-Exchange-server slot a flow holds while one mailbox talks to Exchange.
+"""The per-Exchange-server slot a flow holds while one mailbox talks to Exchange (Prefect code at
+run time, below the flows; ``exchange_sync.deploy`` creates the limits of the servers it deploys).
 
 EWS throttling budgets are per service account and server, and several integrations (and shards of
 one) may share a server: a Prefect *global* concurrency limit named after the server
@@ -24,7 +25,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-log = logging.getLogger("exchange_sync.deploy")
+log = logging.getLogger("exchange_sync.limits")
 
 # Set to "1" to require the limit outside deployments too, "0" to never acquire one.
 STRICT_ENV = "EXCHANGE_SYNC_SERVER_LIMIT"
@@ -99,3 +100,12 @@ def ensure_server_limit(server_key: str, slots: int) -> bool:
             return True
         except ObjectAlreadyExists:  # another run created it meanwhile
             return False
+
+
+def server_label(connection) -> str:
+    """The server an integration talks to, for people (descriptions, log lines): the EWS endpoint,
+    or the Graph endpoint and tenant. (``connection.server_key`` is the machine name of the same,
+    and the name of its concurrency limit.)"""
+    if connection.kind == "graph":
+        return f"{connection.graph_url}, tenant {connection.tenant_id}"
+    return connection.server_url

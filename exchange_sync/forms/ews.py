@@ -1,4 +1,6 @@
-"""The deployment's parameters as a form the Prefect UI renders field by field.
+"""The EWS integration's parameters as a form the Prefect UI renders field by field (and the form
+models shared with the Graph form, ``forms.graph``). Prefect-free: the flows build their configuration
+from it at run time (``exchange_sync.forms.config_from_form``), ``exchange-sync deploy`` renders it.
 
 Prefect 3.9.1's UI renders a parameter schema as form fields as long as it meets plain objects,
 arrays, enums and scalars; a ``oneOf``/``discriminator`` union (``IntegrationConfig.connection`` and
@@ -15,7 +17,7 @@ arrays, enums and scalars; a ``oneOf``/``discriminator`` union (``IntegrationCon
 
 The YAML file stays the source of truth: ``exchange-sync deploy`` renders these parameters from it
 (``form_parameters``) and the flow turns them back into the same ``IntegrationConfig``
-(``form_to_config``), validated as a file is. Optional values are empty strings/lists rather than
+(``form_to_config``, through ``config_from_form``), validated as a file is. Optional values are empty strings/lists rather than
 ``null`` so that the schema has no ``anyOf`` (the UI renders those poorly as well).
 """
 
@@ -127,7 +129,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "only_mailboxes": ("Only these mailboxes", "Email addresses: restrict this run to these mailboxes of the "
                                                "list above; empty: all enabled mailboxes."),
     "config": ("Configuration", "The whole integration configuration, as in the YAML file."),
-    # The Graph form (exchange_sync.deploy.graph_form): Exchange Online through Microsoft Graph.
+    # The Graph form (exchange_sync.forms.graph): Exchange Online through Microsoft Graph.
     "tenant_id": ("Tenant ID", "Directory (tenant) ID of the Microsoft Entra tenant, e.g. "
                                "72f988bf-86f1-41af-91ab-2d7cd011db47."),
     "client_id": ("Application (client) ID", "Client ID of the app registration that has the Mail.Read "
@@ -249,12 +251,23 @@ def common_parameters(full: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def form_parameters(config: IntegrationConfig) -> dict[str, Any]:
-    """The configuration as the form flow's parameters (JSON): EWS here, Graph in ``graph_form``."""
-    from exchange_sync.deploy.spec import config_parameter
+def config_parameter(config: IntegrationConfig) -> dict[str, Any]:
+    """The configuration as a JSON parameter: only what differs from the defaults, so the UI shows
+    what the file says and a later default change reaches deployed integrations."""
+    data = config.model_dump(mode="json", exclude_defaults=True, exclude_none=True) | {"name": config.name}
+    # The union discriminators must be explicit: the server validates parameters against the JSON
+    # schema, where {url: ...} alone matches several destination kinds (oneOf fails). Where the
+    # data goes is worth showing in the UI anyway, defaults included.
+    data["connection"] = {"kind": config.connection.kind, **data.get("connection", {})}
+    for key in ("destination", "staging", "state"):
+        data[key] = getattr(config, key).model_dump(mode="json", exclude_none=True)
+    return data
 
+
+def form_parameters(config: IntegrationConfig) -> dict[str, Any]:
+    """The configuration as the form flow's parameters (JSON): EWS here, Graph in ``forms.graph``."""
     if config.connection.kind == "graph":
-        from exchange_sync.deploy.graph_form import graph_form_parameters
+        from exchange_sync.forms.graph import graph_form_parameters
 
         return graph_form_parameters(config)
     full = config_parameter(config)
@@ -299,22 +312,7 @@ def form_to_config(integration: str, server_url: str, auth: str, username: str, 
     return assemble(integration, conn, mailboxes, destination, advanced)
 
 
-def _patch(schema: dict) -> dict:
-    props = schema.get("properties", {})
-    for name, prop in props.items():
-        if name in PARAMETERS:
-            prop["title"], prop["description"] = PARAMETERS[name]
-    return schema
-
-
-def flow_schema(flow_fn) -> dict:
-    """The flow's parameter schema as registered: Prefect's, with titles and descriptions."""
-    from prefect.utilities.callables import parameter_schema
-
-    return _patch(parameter_schema(flow_fn).model_dump(exclude_unset=True))
-
-
-__all__ = ["ConfigError", "DestinationForm", "MailboxForm", "SecretRefForm", "TlsForm", "flow_schema",
+__all__ = ["ConfigError", "DestinationForm", "MailboxForm", "SecretRefForm", "TlsForm", "config_parameter",
            "form_parameters", "form_to_config"]
 
 
@@ -325,7 +323,7 @@ def config_from_parameters(parameters: dict) -> IntegrationConfig:
     if "config" in parameters:
         return parse_config(parameters["config"])
     if "tenant_id" in parameters:
-        from exchange_sync.deploy.graph_form import graph_config_from_parameters
+        from exchange_sync.forms.graph import graph_config_from_parameters
 
         return graph_config_from_parameters(parameters)
     defaults = {"auth": "ntlm", "username": "", "password": {}, "tls": {}, "destination": {}, "advanced": {}}
