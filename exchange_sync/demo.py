@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import yaml
+
+# The test servers are their own distribution (testservers/), not part of the exchange-sync wheel.
+NOT_INSTALLED = "error: the demo runs the EWS test server, which is not installed: pip install -e ./testservers"
+TEST_SERVER_PACKAGES = ("testserver_core", "ews_testserver")
 
 DEMO_MAILBOXES = ("ap@demo.example", "support@demo.example")
 DEMO_ACCOUNT = "svc-sync@demo.example"
@@ -53,9 +58,16 @@ def _pick_inbox_comment(store, source: str):
 
 
 def run_demo(directory: Path, messages: int) -> int:
-    from ews_testserver.testing import running_server
+    """The demo; returns the exit status (``EXIT_CONFIG`` with one line when the test server is missing)."""
+    from exchange_sync.cli.common import EXIT_CONFIG, print_report, run_flow
 
-    from exchange_sync.cli.pipeline import _print_report, run_flow
+    try:
+        from ews_testserver.testing import running_server
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TEST_SERVER_PACKAGES:
+            raise  # a module missing inside an installed test server: a bug, with its traceback
+        print(NOT_INSTALLED, file=sys.stderr, flush=True)
+        return EXIT_CONFIG
     from exchange_sync.config import parse_config
     from exchange_sync.store import SqlStore
 
@@ -81,7 +93,7 @@ def run_demo(directory: Path, messages: int) -> int:
         _say("\n1. First sync (a local Prefect API starts on first use: ~30 s on a fresh machine) ...")
         summary, code = run_flow(config)
         if summary:
-            _print_report(summary, as_json=False)
+            print_report(summary, as_json=False)
         if code not in (0,):
             _say("The first sync failed; see the messages above.")
             return code
@@ -103,7 +115,7 @@ def run_demo(directory: Path, messages: int) -> int:
         _say("\n3. Second sync: only the changes are read ...")
         summary, code = run_flow(config)
         if summary:
-            _print_report(summary, as_json=False)
+            print_report(summary, as_json=False)
         after = store.get_comment(comment.id, source=source)
         assert after is not None
         _say(

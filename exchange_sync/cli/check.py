@@ -13,7 +13,7 @@ import sys
 import typer
 
 from exchange_sync.cli import app
-from exchange_sync.cli.pipeline import EXIT_CONFIG, ConfigArg, JsonOpt, _load
+from exchange_sync.cli.common import EXIT_CONFIG, ConfigArg, JsonOpt, load_config
 
 
 @app.command("check")
@@ -21,7 +21,7 @@ def check_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
     """Check the connection (read-only): server version, TLS, credentials, and each mailbox's folders."""
     from exchange_sync.check import CheckConfigError, check_connection
 
-    cfg = _load(config)
+    cfg = load_config(config)
     # The report says how each call ended; the source's "retrying ..." warnings would only interleave
     # with it (Python prints unhandled WARNING records on stderr).
     for name in ("exchange_sync", "exchangelib"):

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from exchange_sync.cli import app
-from exchange_sync.cli.pipeline import EXIT_CONFIG, EXIT_FAILED, JsonOpt, _load
+from exchange_sync.cli.common import EXIT_CONFIG, EXIT_FAILED, JsonOpt, load_config
 
 NameArg = Annotated[str, typer.Argument(help="Integration name.", show_default=False)]
 
@@ -218,7 +218,7 @@ def enable_command(
     """Re-enable mailboxes that were disabled after repeated failures (the next run tries them again)."""
     from exchange_sync.store import SqlStore
 
-    cfg = _load(config)
+    cfg = load_config(config)
     known = {m.email for m in cfg.mailboxes}
     wanted = [m.strip().lower() for m in mailbox]
     unknown = [m for m in wanted if m not in known]
@@ -251,7 +251,7 @@ def report_command(
     from exchange_sync.pipeline.runtime import checkpoint_store
     from exchange_sync.store import SqlStore
 
-    cfg = _load(config)
+    cfg = load_config(config)
     runs = SqlStore(cfg.state.url).list_runs(cfg.name, limit=100_000)
     trend = daily_trend(runs, checkpoint_store(cfg).usage(cfg.name), days=days)
     if as_json:

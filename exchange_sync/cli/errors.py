@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from exchange_sync.cli import app
-from exchange_sync.cli.pipeline import ConfigArg, JsonOpt, _load, _state_errors
+from exchange_sync.cli.common import ConfigArg, JsonOpt, load_config, state_errors
 
 
 @app.command("errors")
@@ -25,8 +25,8 @@ def errors_command(
     from exchange_sync.store import SqlStore
     from exchange_sync.store.errors import list_errors
 
-    cfg = _load(config)
-    with _state_errors():
+    cfg = load_config(config)
+    with state_errors():
         errors = list_errors(SqlStore(cfg.state.url), cfg.name, limit=limit)
     if as_json:
         typer.echo(json.dumps([e.model_dump(mode="json", exclude={"integration"}) for e in errors]))

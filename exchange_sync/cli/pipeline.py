@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,93 +11,22 @@ from typing import Annotated, Optional
 import typer
 
 from exchange_sync.cli import app
+from exchange_sync.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    ConfigArg,
+    DebugOpt,
+    JsonOpt,
+    MailboxOpt,
+    check_run,
+    load_config,
+    print_report,
+    run_flow,
+    state_errors,
+)
 
 comments_app = typer.Typer(help="Read the comments in an integration's embedded store.", no_args_is_help=True)
 app.add_typer(comments_app, name="comments")
-
-ConfigArg = Annotated[Path, typer.Argument(
-    help="Integration configuration (YAML), or an integration name (./deployments/*.yaml or its Prefect deployment).",
-    show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-MailboxOpt = Annotated[Optional[list[str]], typer.Option("--mailbox", "-m", help="Only this mailbox (repeatable).")]
-
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_SKIPPED = 3
-
-
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks and Prefect's full console log.")]
-
-
-def _load(path: Path):
-    from exchange_sync.config import ConfigError
-    from exchange_sync.deploy.resolve import resolve
-
-    try:
-        return resolve(str(path))
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
-
-
-def _check_run(cfg, mailboxes: list[str] | None) -> None:
-    """What would fail the run at once, checked before any Prefect server or flow starts (exit 2)."""
-    from exchange_sync.config import ConfigError, check_runnable
-
-    if mailboxes:
-        known = {m.email for m in cfg.mailboxes}
-        unknown = sorted({m.strip().lower() for m in mailboxes} - known)
-        if unknown:
-            typer.echo(f"error: --mailbox: not in the configuration of {cfg.name}: {', '.join(unknown)} "
-                       f"(configured: {', '.join(sorted(known))})", err=True)
-            raise typer.Exit(EXIT_CONFIG)
-    try:
-        check_runnable(cfg)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
-
-
-@contextmanager
-def _state_errors() -> Iterator[None]:
-    """An unreachable state or store database is one line and exit status 1, never a traceback."""
-    from exchange_sync.store.engine import StateUnavailable
-
-    try:
-        yield
-    except StateUnavailable as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
-
-
-def _quiet_console_tracebacks() -> None:
-    """Prefect's console handler prints each failure with its traceback (flow, task and engine
-    loggers: "Encountered exception during execution" + traceback) before our ``error:`` line, which
-    says the same. On the console such records are dropped (other records lose any traceback); the
-    run log in the Prefect API keeps them in full (its handler sees the original record)."""
-    import copy
-    import logging
-
-    try:
-        from prefect.logging.handlers import PrefectConsoleHandler
-    except ImportError:  # pragma: no cover
-        return
-    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
-    for logger in loggers:
-        for handler in getattr(logger, "handlers", []):
-            if isinstance(handler, PrefectConsoleHandler) and not getattr(handler, "_exsync_quiet", False):
-                original = handler.emit
-
-                def emit(record: logging.LogRecord, _original=original) -> None:
-                    if record.exc_info and record.name.startswith("prefect"):
-                        return  # a failure report: the error: line says it
-                    if record.exc_info or record.exc_text or record.stack_info:
-                        record = copy.copy(record)
-                        record.exc_info = record.exc_text = record.stack_info = None
-                    _original(record)
-
-                handler.emit = emit  # type: ignore[method-assign]
-                handler._exsync_quiet = True  # type: ignore[attr-defined]
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -115,130 +41,14 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _print_report(summary: dict, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(summary, default=str))
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=escape(f"{summary['mode']} run of {summary['integration']}"))
-    for col in ("mailbox", "status", "folders", "items", "new", "updated", "text_changed", "unchanged", "units",
-                "deleted", "rejected", "reason"):
-        table.add_column(col, justify="right" if col not in ("mailbox", "status", "reason") else "left")
-    for row in summary["mailboxes"]:
-        # Server strings (error texts, names) are text, never rich markup (a "[link=...]" in a folder
-        # name or an error message would become a clickable terminal link).
-        table.add_row(*(escape(str(row[c])) for c in ("mailbox", "status", "folders", "items", "new", "updated",
-                                                      "text_changed", "unchanged", "units", "deleted", "rejected")),
-                      escape((row["reason"] + (": " + row["errors"] if row["errors"] else "")).strip()))
-    # Not a terminal (a pipe, a log file): don't squeeze the table into 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
-    console.print(table)
-    t = summary["totals"]
-    for note in summary.get("notes") or []:
-        console.print(escape(f"note: {note}"), soft_wrap=True)
-    console.print(f"total: {t['new']} new, {t['updated_properties_only']} updated, {t['updated_text_changed']} "
-                  f"text changed, {t['unchanged']} unchanged, {t['units']} units")
-
-
-@contextmanager
-def _progress_bar(enabled: bool) -> Iterator[None]:
-    """Items/s and ETA on stderr while a run is in progress (terminals only; logs stay clean)."""
-    from exchange_sync.pipeline import progress as run_progress
-
-    if not enabled:
-        yield
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.console import Console
-
-    bar = Progress(TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                   TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-    task = bar.add_task("sync", total=None, rate="")
-
-    class Sink:
-        def expect(self, items: int) -> None:
-            current = bar.tasks[0].total or 0
-            bar.update(task, total=current + items)
-
-        def advance(self, items: int) -> None:
-            bar.advance(task, items)
-            speed = bar.tasks[0].speed
-            bar.update(task, rate=f"{speed:,.0f} items/s" if speed else "")
-
-    run_progress.install(Sink())
-    try:
-        with bar:
-            yield
-    finally:
-        run_progress.install(None)
-
-
-def run_flow(config, *, mode: str = "incremental", start=None, end=None, mailboxes=None,
-             debug: bool = False) -> tuple[dict | None, int]:
-    """Run the flow in this process; returns (summary, exit code). Used by run, backfill and demo.
-
-    A failed run prints one ``error: <reason>: <message>`` line (its traceback only with ``debug``;
-    the Prefect run log always has it)."""
-    from exchange_sync.prefect_env import configure_prefect_defaults
-
-    interactive = sys.stderr.isatty()
-    if interactive:
-        # In a terminal the progress bar and the summary table are the output; Prefect's per-task
-        # INFO lines would scroll them away. Run logs still reach the Prefect API (the UI) in full.
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    configure_prefect_defaults()
-    from flows.sync_integration import RunFailed, sync_integration
-    from exchange_sync.prefect_env import watch_temporary_server
-    from exchange_sync.store import SqlStore
-    from exchange_sync.store.engine import StateUnavailable
-
-    watch_temporary_server()  # a kill -9 of this command must not leave Prefect's temporary server running
-    if not debug:
-        _quiet_console_tracebacks()
-    with _progress_bar(enabled=interactive):
-        state = sync_integration(config=config, mode=mode, start=start, end=end, mailboxes=mailboxes or None,
-                                 return_state=True)
-    try:
-        runs = SqlStore(config.state.url).list_runs(config.name, limit=1)
-    except StateUnavailable:
-        runs = []
-    summary = runs[0].summary if runs else None
-    if summary is not None and "mailboxes" not in summary:
-        summary = None  # the run did not get as far as its mailboxes
-    if state.is_completed():
-        code = EXIT_SKIPPED if summary and any(m["status"] in ("skipped", "disabled")
-                                               for m in summary["mailboxes"]) else 0
-        return summary, code
-    message = state.message or "the run failed"
-    try:
-        state.result()
-    except (RunFailed, StateUnavailable) as exc:  # the reason comes first in their text
-        message = str(exc)
-        if debug:
-            import traceback
-
-            traceback.print_exception(exc)
-    except Exception as exc:  # noqa: BLE001 - shown to the user, it is the run's failure
-        message = f"unexpected_error: {type(exc).__name__}: {exc}"
-        if debug:
-            import traceback
-
-            traceback.print_exception(exc)
-    typer.echo(f"error: {message}", err=True)
-    return summary, EXIT_FAILED
-
-
 @app.command("run")
 def run_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Sync an integration once (incremental, from each folder's stored watermark)."""
-    cfg = _load(config)
-    _check_run(cfg, mailbox)
+    cfg = load_config(config)
+    check_run(cfg, mailbox)
     summary, code = run_flow(cfg, mailboxes=mailbox, debug=debug)
     if summary:
-        _print_report(summary, as_json)
+        print_report(summary, as_json)
     raise typer.Exit(code)
 
 
@@ -269,11 +79,11 @@ def backfill_command(
             raise typer.Exit(EXIT_CONFIG)
         _submit_backfill(str(config), lo, hi, mailbox, chunk_days, as_json)
         return
-    cfg = _load(config)
-    _check_run(cfg, mailbox)
+    cfg = load_config(config)
+    check_run(cfg, mailbox)
     summary, code = run_flow(cfg, mode="backfill", start=lo, end=hi, mailboxes=mailbox, debug=debug)
     if summary:
-        _print_report(summary, as_json)
+        print_report(summary, as_json)
     raise typer.Exit(code)
 
 
@@ -306,8 +116,8 @@ def replay_command(config: ConfigArg, mailbox: MailboxOpt = None, as_json: JsonO
     """Re-transform and re-load staged batches without touching Exchange (watermarks stay as they are)."""
     from exchange_sync.pipeline.replay import replay
 
-    cfg = _load(config)
-    with _state_errors():
+    cfg = load_config(config)
+    with state_errors():
         result = replay(cfg, mailboxes=mailbox)
     if as_json:
         typer.echo(json.dumps(result))
@@ -321,8 +131,8 @@ def status_command(config: ConfigArg, as_json: JsonOpt = False) -> None:
     """Per mailbox and folder: sync state, last sync, items, errors; and the last runs."""
     from exchange_sync.pipeline.status import integration_status
 
-    cfg = _load(config)
-    with _state_errors():
+    cfg = load_config(config)
+    with state_errors():
         status = integration_status(cfg)
     if as_json:
         typer.echo(json.dumps(status, default=str))
@@ -376,9 +186,9 @@ def usage_command(
     from exchange_sync.pipeline.runtime import checkpoint_store
     from exchange_sync.store.usage_filtered import filtered_by_day
 
-    cfg = _load(config)
+    cfg = load_config(config)
     day = _parse_time(since, "since")
-    with _state_errors():
+    with state_errors():
         store = checkpoint_store(cfg)
         rows = [r if isinstance(r, dict) else r.model_dump() for r in
                 store.usage(cfg.name, since=day.date() if day else None)]
@@ -413,7 +223,7 @@ def _comment_store(cfg):
     if not isinstance(cfg.destination, StoreDestination):
         typer.echo("error: this integration loads into a remote destination; read comments there", err=True)
         raise typer.Exit(EXIT_CONFIG)
-    with _state_errors():
+    with state_errors():
         return SqlStore(cfg.destination.url), cfg.destination.source_key
 
 
@@ -424,7 +234,7 @@ def comments_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List comments, one JSON object per line with --json."""
-    cfg = _load(config)
+    cfg = load_config(config)
     store, source = _comment_store(cfg)
     after, emitted = None, 0
     while emitted < limit:
@@ -446,7 +256,7 @@ def comments_list(
 def comments_get(config: ConfigArg, comment_id: Annotated[str, typer.Argument(help="Comment id (hex).")],
                  as_json: JsonOpt = False) -> None:
     """Show one comment."""
-    cfg = _load(config)
+    cfg = load_config(config)
     store, source = _comment_store(cfg)
     comment = store.get_comment(comment_id.lower(), source=source)
     if comment is None:
@@ -458,7 +268,7 @@ def comments_get(config: ConfigArg, comment_id: Annotated[str, typer.Argument(he
 @comments_app.command("count")
 def comments_count(config: ConfigArg, as_json: JsonOpt = False) -> None:
     """Number of comments in the store."""
-    cfg = _load(config)
+    cfg = load_config(config)
     store, source = _comment_store(cfg)
     n = store.count_comments(source)
     typer.echo(json.dumps({"count": n}) if as_json else str(n))

@@ -12,14 +12,14 @@ from typing import Annotated
 import typer
 
 from exchange_sync.cli import app
-from exchange_sync.cli.pipeline import (
+from exchange_sync.cli.common import (
     EXIT_FAILED,
     EXIT_SKIPPED,
     ConfigArg,
     JsonOpt,
     MailboxOpt,
-    _check_run,
-    _load,
+    check_run,
+    load_config,
 )
 
 DurationOpt = Annotated[float | None, typer.Option(
@@ -68,8 +68,8 @@ def watch_command(config: ConfigArg, duration: DurationOpt = None, mailbox: Mail
     line or configuration; 3 some mailboxes were skipped (not found, access denied, disabled)."""
     from exchange_sync.watch import run_watch
 
-    cfg = _load(config)
-    _check_run(cfg, mailbox)
+    cfg = load_config(config)
+    check_run(cfg, mailbox)
     _logging(debug)
     stop = threading.Event()
 
