@@ -15,9 +15,10 @@ NameArg = Annotated[str, typer.Argument(help="Integration name.", show_default=F
 
 
 def _prefect() -> None:
-    from exchange_sync.prefect_env import configure_prefect_defaults
+    from exchange_sync.prefect_env import configure_prefect_defaults, watch_temporary_server
 
     configure_prefect_defaults()
+    watch_temporary_server()  # without PREFECT_API_URL: no temporary server outlives a killed command
 
 
 @app.command("deploy")

@@ -89,13 +89,14 @@ def backfill_command(
 
 def _submit_backfill(name: str, lo, hi, mailboxes, chunk_days: int, as_json: bool) -> None:
     from exchange_sync.deploy.backfill import submit
-    from exchange_sync.prefect_env import configure_prefect_defaults
+    from exchange_sync.prefect_env import configure_prefect_defaults, watch_temporary_server
 
     if lo is None or hi is None:
         # A deployment backfill must name its window: an open end would make every submission a new window.
         typer.echo("error: a deployment backfill needs both --start and --end", err=True)
         raise typer.Exit(EXIT_CONFIG)
     configure_prefect_defaults()
+    watch_temporary_server()
     try:
         runs = submit(name, lo, hi, mailboxes=mailboxes or None, chunk_days=chunk_days)
     except Exception as exc:  # noqa: BLE001 - e.g. no such deployment: tell the operator

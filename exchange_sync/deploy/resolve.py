@@ -52,6 +52,10 @@ def from_project(name: str, project: Path) -> IntegrationConfig | None:
 
 
 def from_server(name: str) -> IntegrationConfig | None:
+    from exchange_sync.prefect_env import configure_prefect_defaults, watch_temporary_server
+
+    configure_prefect_defaults()
+    watch_temporary_server()  # without PREFECT_API_URL: no temporary server outlives a killed command
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
