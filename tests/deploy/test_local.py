@@ -43,7 +43,7 @@ def local_config(srv, tmp_path, mailboxes, **extra) -> dict:
 
 
 def run(data: dict, **kw):
-    from exchange_sync.cli.pipeline import run_flow
+    from exchange_sync.cli.common import run_flow
     from exchange_sync.config import parse_config
 
     return run_flow(parse_config(data), **kw)

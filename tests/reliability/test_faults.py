@@ -49,7 +49,7 @@ def env_password():
 
 @pytest.fixture
 def run(prefect_api, env_password, srv) -> Callable[..., tuple[dict | None, int]]:
-    from exchange_sync.cli.pipeline import run_flow
+    from exchange_sync.cli.common import run_flow
     from exchange_sync.config import parse_config
 
     def go(data: dict):
@@ -68,7 +68,7 @@ def config(srv, path, mailboxes=(AP,), **extra) -> dict:
 @pytest.fixture(scope="module")
 def clean_ap(srv, tmp_path_factory, prefect_api, env_password):
     """The store of an uninterrupted run of ``ap@example.com`` (its mail never changes in this module)."""
-    from exchange_sync.cli.pipeline import run_flow
+    from exchange_sync.cli.common import run_flow
     from exchange_sync.config import parse_config
 
     data = config(srv, tmp_path_factory.mktemp("clean-ap"))

@@ -102,7 +102,7 @@ def store_of(data: dict) -> Any:
 def flow_runner() -> Callable[..., tuple[dict | None, int]]:
     """``run(data, **kw)``: the real flow in this process (Prefect API from the environment);
     returns (run summary, exit code). For the ``sync`` fixtures of the e2e tests."""
-    from exchange_sync.cli.pipeline import run_flow
+    from exchange_sync.cli.common import run_flow
     from exchange_sync.config import parse_config
 
     def run(data: dict, **kw: Any) -> tuple[dict | None, int]:
