@@ -117,11 +117,8 @@ def store_attachments(rt: Runtime, mailbox: str, staged_path: str, comments: lis
 
 
 def open_session(rt: Runtime, mailbox: str) -> MailboxSession:
-    """The source's session of ``mailbox``; a Graph session of a filtered mailbox selects participants."""
-    session = rt.source.open_mailbox(mailbox)
-    if participant_filter(rt, mailbox) is not None and hasattr(session, "select_participants"):
-        session.select_participants = True
-    return session
+    """The source's session of ``mailbox`` (told when the mailbox has a participant filter)."""
+    return rt.source.open_mailbox(mailbox, with_participants=participant_filter(rt, mailbox) is not None)
 
 
 def _apply_filter(rt: Runtime, mailbox: str, refs: list[ItemRef], session: MailboxSession,

@@ -57,7 +57,9 @@ class Source(Protocol):
     called once at the end of the run.
     """
 
-    def open_mailbox(self, email: str) -> MailboxSession: ...
+    def open_mailbox(self, email: str, *, with_participants: bool = False) -> MailboxSession:
+        """``with_participants``: the caller filters by participants; a source whose listing can return them
+        (Graph: ``$select``) does so, so ``participants()`` needs no request; others ignore it."""
 
     def close(self) -> None: ...
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from exchange_sync.comment import Comment
+from exchange_sync.staging import STAGED_SCHEMA
 
 from .build import email_to_comment
 from .meta import ExchangeMeta, Rejection
@@ -16,19 +17,6 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-STAGED_COLUMNS = (
-    "mailbox",
-    "folder_id",
-    "folder_path",
-    "item_id",
-    "change_key",
-    "change_type",
-    "internet_message_id",
-    "datetime_received",
-    "conversation_id",
-    "size",
-    "mime_content",
-)
 _REQUIRED = ("mime_content",)
 
 
@@ -73,7 +61,7 @@ def _check_columns(columns: Iterable[str]) -> list[str]:
     columns = list(columns)
     missing = [column for column in _REQUIRED if column not in columns]
     if missing:
-        raise KeyError(f"staged batch lacks column(s) {missing}; expected {list(STAGED_COLUMNS)}")
+        raise KeyError(f"staged batch lacks column(s) {missing}; expected {STAGED_SCHEMA.names}")
     return columns
 
 

@@ -234,7 +234,9 @@ class EwsSource:
             return None
         return version.api_version, str(version.build) if version.build else None
 
-    def open_mailbox(self, email: str) -> "MailboxSession":
+    def open_mailbox(self, email: str, *, with_participants: bool = False) -> "MailboxSession":
+        """``with_participants`` changes nothing here: SyncFolderItems cannot return recipients, so
+        ``participants()`` asks GetItem for them (only for the refs it is given)."""
         if self._closed:
             raise SourceError("EwsSource is closed")
         return MailboxSession(self, email)

@@ -61,14 +61,15 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 class GraphMailboxSession:
-    def __init__(self, http: GraphHttp, email: str, fetch_chunk_size: int = MAX_BATCH) -> None:
+    def __init__(self, http: GraphHttp, email: str, fetch_chunk_size: int = MAX_BATCH, *,
+                 select_participants: bool = False) -> None:
         self.http = http
         self.email = email
         self.fetch_chunk_size = max(1, min(MAX_BATCH, fetch_chunk_size))
         self._user = f"/users/{quote(email, safe='@')}"
-        # Set by the pipeline for a mailbox with a participant filter: delta rounds started from now on and
-        # backfill lists $select the participants, so the filter needs no request of its own.
-        self.select_participants = False
+        # A mailbox with a participant filter: delta rounds started from now on and backfill lists $select
+        # the participants, so the filter needs no request of its own.
+        self.select_participants = select_participants
 
     def _message_select(self) -> str:
         return f"{MESSAGE_SELECT},{PARTICIPANT_SELECT}" if self.select_participants else MESSAGE_SELECT

@@ -66,8 +66,8 @@ class GraphSource:
         return cls(conn, None, max_connections=config.concurrency.connections_per_server,
                    fetch_chunk_size=config.fetch_chunk_size)
 
-    def open_mailbox(self, email: str) -> GraphMailboxSession:
-        return GraphMailboxSession(self.http, email, self.fetch_chunk_size)
+    def open_mailbox(self, email: str, *, with_participants: bool = False) -> GraphMailboxSession:
+        return GraphMailboxSession(self.http, email, self.fetch_chunk_size, select_participants=with_participants)
 
     def close(self) -> None:
         self.session.close()
