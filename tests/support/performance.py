@@ -10,7 +10,7 @@ from exchange_sync.pipeline.runtime import Runtime
 
 
 def run_plain(data: dict, steps=None, **kw):
-    """Every mailbox of ``data`` through ``sync_mailbox`` (PlainSteps unless given; ``kw``: mode,
+    """Every mailbox of ``data`` through ``sync_mailbox`` (the plain steps unless given; ``kw``: mode,
     start, end); the reports."""
     config = parse_config(data)
     rt = Runtime.open(config)
