@@ -199,11 +199,14 @@ def test_a_skipped_mailbox_is_visible_as_such_in_the_ui(deployed):
 
 def test_a_failed_mailbox_report_is_a_failed_task_state():
     from exchange_sync.pipeline.mailbox import MailboxReport
+    from exchange_sync.pipeline.outcome import MailboxOutcome
     from flows.sync_integration import _as_state
 
-    state = _as_state(MailboxReport(mailbox="x@example.com", status="failed", reason="unexpected_error", error="E"))
+    failed = MailboxOutcome(MailboxReport(mailbox="x@example.com", status="failed", reason="unexpected_error", error="E"))
+    state = _as_state(failed)
     assert state.is_failed() and "x@example.com failed (unexpected_error): E" in state.message
-    ok = MailboxReport(mailbox="x@example.com")
+    assert state.data is failed  # the flow reads the report (and its integration-wide reason) from the state
+    ok = MailboxOutcome(MailboxReport(mailbox="x@example.com"))
     assert _as_state(ok) is ok
 
 
