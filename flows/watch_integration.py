@@ -145,8 +145,10 @@ def _watch(config: IntegrationConfig, only_mailboxes: list[str], duration_s: flo
     summary = outcome["summary"]
     _report(config, summary, logger)
     if summary.error:
-        reason = summary.error.split(":", 1)[0]
-        if reason == "invalid_exchange_credentials":  # as for polls: every restart would fail the same way
+        from exchange_sync.pipeline.outcome import watch_pause_reason
+
+        reason = watch_pause_reason(summary.error)
+        if reason is not None:
             from tasks.deployments import pause_current_integration
 
             pause_current_integration(config.name, reason)

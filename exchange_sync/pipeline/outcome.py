@@ -148,6 +148,13 @@ def pause_reason(credentials_failed: bool, wide_reasons: Iterable[str]) -> str |
     return QUOTA_REASON if QUOTA_REASON in set(wide_reasons) else None
 
 
+def watch_pause_reason(error: str | None) -> str | None:
+    """Why a watch that stopped with ``error`` (``<reason>: <message>``) must pause its integration:
+    bad credentials, as for polls (every restart would fail the same way). None: it is restarted."""
+    reason = (error or "").split(":", 1)[0]
+    return reason if reason == CREDENTIALS_REASON else None
+
+
 def kind_of(reason: str) -> str:
     return reason  # our reason codes use the hosted kinds' names where one exists (see module docstring)
 

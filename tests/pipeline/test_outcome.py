@@ -21,6 +21,7 @@ from exchange_sync.pipeline.outcome import (
     RunOutcome,
     failure_reason,
     integration_reason,
+    watch_pause_reason,
 )
 from exchange_sync.pipeline.report import RunReport
 from exchange_sync.sources import InvalidCredentials, ServerUnavailable
@@ -200,3 +201,9 @@ def test_exceptions_are_classified_by_type_not_by_class_name():
     assert failure_reason(not_retried) is None  # the text says "still failing", the cause is no retry
     assert failure_reason(RuntimeError("ReinferAuthError: 401")) is None
     assert failure_reason(InvalidCredentials("401")) == "invalid_exchange_credentials"
+
+
+def test_a_watch_pauses_its_integration_on_bad_credentials_only():
+    assert watch_pause_reason("invalid_exchange_credentials: 401 from the server") == "invalid_exchange_credentials"
+    assert watch_pause_reason("server_unavailable: timed out") is None
+    assert watch_pause_reason(None) is None
