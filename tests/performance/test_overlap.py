@@ -268,7 +268,7 @@ def test_transform_pool_outlives_the_thread_that_started_it(tmp_path, caplog):
     from exchange_sync.pipeline.transformer import Transformer
     from exchange_sync.staging import Staging
     from tests.support.staged import staged_table
-    from ews_testserver.generate import generate_messages
+    from testserver_core.generate import generate_messages
 
     data = {"name": "pool", "connection": {"kind": "ews", "server_url": "https://ews.invalid/EWS/Exchange.asmx",
                                            "username": "u", "password": {"env": "UNUSED"}, "access_type": "delegate"},
