@@ -1,6 +1,6 @@
 """Integration errors as records: append and list (table ``exsync_integration_errors``).
 
-What a row means (kinds, actions) is decided in ``exchange_sync.pipeline.errors``; this module only
+What a row means (kinds, actions) is decided in ``exchange_sync.pipeline.outcome``; this module only
 stores it. Messages are the pipeline's own error texts, which never carry a secret.
 """
 

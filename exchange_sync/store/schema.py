@@ -248,7 +248,7 @@ mailbox_leases = Table(
     PrimaryKeyConstraint("integration", "mailbox", name="pk_exsync_mailbox_leases"),
 )
 
-# Integration errors as records (exchange_sync.store.errors, policy in exchange_sync.pipeline.errors):
+# Integration errors as records (exchange_sync.store.errors, policy in exchange_sync.pipeline.outcome):
 # one row per error a run met, with the hosted product's kind where it has one
 # (invalid_exchange_credentials, mailbox_not_found, mailbox_access_denied, comment_quota_hit) and
 # the action taken (mailbox_disabled, integration_disabled or none). Append-only; never a secret.
