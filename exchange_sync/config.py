@@ -41,6 +41,8 @@ class ConfigError(ValueError):
 class SecretResolutionError(RuntimeError):
     """A secret reference could not be resolved (the message names the reference, never a value)."""
 
+    reason = "secret_unavailable"
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -52,7 +52,6 @@ from exchange_sync.pipeline.outcome import (
     CredentialsError,
     IntegrationFailed,
     MailboxOutcome,
-    RecordingSteps,
     RunFailed,
     RunOutcome,
     integration_reason,
@@ -193,11 +192,9 @@ def _as_state(outcome: MailboxOutcome):
 
 def _sync_one(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None,
               end: datetime | None) -> MailboxOutcome:
-    """The mailbox's report, with the integration-wide reason of its failure if it has one (classified
-    by the type of the exception a step raised: the report only has its text)."""
-    steps = RecordingSteps(PREFECT_STEPS)
-    report = plain_mailbox.sync_mailbox(rt, mailbox, steps=steps, mode=mode, start=start, end=end)
-    return MailboxOutcome(report, integration_reason(report, steps.raised))
+    """The mailbox's report, with the integration-wide reason of its failure if it has one."""
+    report = plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start, end=end)
+    return MailboxOutcome(report, integration_reason(report))
 
 
 @task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")

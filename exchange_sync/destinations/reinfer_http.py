@@ -39,6 +39,14 @@ class ReinferError(RuntimeError):
 class ReinferAuthError(ReinferError):
     """The API rejected the token (401/403): retrying cannot help."""
 
+    reason = "destination_unauthorized"
+
+
+class ReinferUnavailable(ReinferError):
+    """429/5xx/connection errors through every retry: the API is down for every mailbox."""
+
+    reason = "destination_unavailable"
+
 
 class ReinferQuotaError(ReinferError):
     """The API refused for quota (``comment_quota_hit``): retrying cannot help until the quota is raised."""
@@ -151,4 +159,4 @@ class ReinferHttp:
         try:
             return retrying(attempt)
         except _Retryable as exc:
-            raise ReinferError(f"{method} {url} still failing after {self.max_attempts} attempts: {exc}") from exc
+            raise ReinferUnavailable(f"{method} {url} still failing after {self.max_attempts} attempts: {exc}") from exc

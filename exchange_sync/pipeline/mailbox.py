@@ -19,6 +19,7 @@ from typing import Literal
 
 from exchange_sync.config import MailboxConfig
 from exchange_sync.pipeline import progress as run_progress
+from exchange_sync.pipeline.outcome import failure_reason
 from exchange_sync.pipeline.runtime import Runtime
 from exchange_sync.pipeline.steps import PLAIN_STEPS, ExtractedPage, FolderRef, LoadResult, Steps, open_session
 from exchange_sync.pipeline.transform_worker import TransformedBatch
@@ -59,6 +60,9 @@ class MailboxReport:
     deletes: int = 0
     rejected: int = 0
     cleaning_fallbacks: int = 0  # comments whose body the transform's safety net kept (string:Cleaning)
+    # An unexpected_error's exception carried an integration-wide reason (outcome.failure_reason), e.g. the
+    # destination failing through every retry: the run fails with it instead of blaming the mailbox.
+    cause_reason: str | None = None
 
     def row(self) -> dict:
         return {
@@ -364,6 +368,7 @@ def _sync_mailbox(rt: Runtime, mailbox: MailboxConfig, *, steps: Steps | None, m
     except Exception as exc:  # noqa: BLE001 - one mailbox's bug must not stop the others
         log.exception("mailbox %s failed", mailbox.email)
         report.status, report.reason, report.error = "failed", "unexpected_error", f"{type(exc).__name__}: {exc}"
+        report.cause_reason = failure_reason(exc)
     detail = f"{report.reason}: {report.error}" if report.error else report.reason
     rt.state.set_mailbox_status(
         rt.config.name, mailbox.email, report.status, reason=detail, error_count_delta=int(report.status != "ok")

@@ -81,56 +81,21 @@ class CredentialsError(RuntimeError):
 
 
 def failure_reason(exc: BaseException) -> str | None:
-    """The integration-wide reason of an exception, if it is one: its ``reason`` attribute when that
-    is integration-wide, else by type (the destination refusing the token or failing through every
-    retry, a secret that does not resolve). ``None``: a failure of the mailbox it happened in."""
-    from exchange_sync.config import SecretResolutionError
-    from exchange_sync.destinations.reinfer_http import ReinferAuthError, ReinferError, _Retryable
-
+    """The integration-wide reason of an exception, if it is one: its ``reason`` attribute (sources,
+    destinations and secret references give their errors one) when that is integration-wide.
+    ``None``: a failure of the mailbox it happened in."""
     reason = getattr(exc, "reason", None)
-    if isinstance(reason, str) and reason in WIDE_REASONS:
-        return reason
-    if isinstance(exc, ReinferAuthError):
-        return "destination_unauthorized"
-    if isinstance(exc, ReinferError) and isinstance(exc.__cause__, _Retryable):
-        return "destination_unavailable"  # 429/5xx/connection errors through every retry: the API is down
-    if isinstance(exc, SecretResolutionError):
-        return "secret_unavailable"
-    return None
+    return reason if isinstance(reason, str) and reason in WIDE_REASONS else None
 
 
-def integration_reason(result: MailboxReport, cause: BaseException | None = None) -> str | None:
-    """The integration-wide reason of a mailbox's failure, if it is one. ``cause``: the exception behind
-    a failure the mailbox code reported as ``unexpected_error`` (``RecordingSteps.raised``)."""
+def integration_reason(result: MailboxReport) -> str | None:
+    """The integration-wide reason of a mailbox's failure, if it is one: its reason, or the reason of the
+    exception behind an ``unexpected_error`` (``MailboxReport.cause_reason``, see ``failure_reason``)."""
     if result.status != "failed":
         return None
     if result.reason in WIDE_REASONS:
         return result.reason
-    return failure_reason(cause) if cause is not None else None
-
-
-class RecordingSteps:
-    """A ``pipeline.steps.Steps`` table that remembers the last exception one of its steps raised (and
-    re-raises it). The mailbox code reports an unexpected failure as text (``Type: message``); this
-    keeps the exception itself, so that ``integration_reason`` can classify it by type."""
-
-    def __init__(self, steps: Any) -> None:
-        self._steps = steps
-        self.raised: BaseException | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._steps, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return attr(*args, **kwargs)
-            except BaseException as exc:
-                self.raised = exc
-                raise
-
-        return call
+    return result.cause_reason
 
 
 @dataclass

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from exchange_sync.config import SecretResolutionError, parse_config
-from exchange_sync.destinations.reinfer_http import ReinferAuthError, ReinferError, ReinferQuotaError
+from exchange_sync.destinations.reinfer_http import ReinferAuthError, ReinferError, ReinferQuotaError, ReinferUnavailable
 from exchange_sync.pipeline.mailbox import MailboxReport
 from exchange_sync.pipeline.outcome import (
     CredentialsError,
     IntegrationFailed,
-    RecordingSteps,
     RunFailed,
     RunOutcome,
     failure_reason,
@@ -146,24 +145,13 @@ def test_a_mailbox_failure_fails_the_run_as_run_failed(tmp_path, store):
 
 
 def test_quota_raised_through_a_step_pauses_and_counts_nothing(tmp_path, store):
-    """The mailbox code reports an unexpected exception as text; the exception a step raised is what
-    tells the destination's quota apart (RecordingSteps)."""
-
-    class Steps:
-        @staticmethod
-        def load_batch(*_args):
-            raise ReinferQuotaError("refused for quota")
-
-        lease_wait_s = None
-
-    steps = RecordingSteps(Steps())
-    assert steps.lease_wait_s is None
-    with pytest.raises(ReinferQuotaError):
-        steps.load_batch("page")
+    """The mailbox code reports an unexpected exception as text, and the integration-wide reason of the
+    exception (``failure_reason``) beside it: that is what tells the destination's quota apart."""
     report = MailboxReport("ap@acme.com", status="failed", reason="unexpected_error",
                            error="ReinferQuotaError: refused for quota")
     assert integration_reason(report) is None  # the text alone classifies nothing
-    wide = integration_reason(report, steps.raised)
+    report.cause_reason = failure_reason(ReinferQuotaError("refused for quota"))
+    wide = integration_reason(report)
     assert wide == "comment_quota_hit"
     config = _config(tmp_path, disable_after=1)
     outcome = RunOutcome(config, RunReport(integration="acme", mode="incremental", started_at=datetime.now(timezone.utc)))
@@ -193,12 +181,14 @@ def test_exceptions_are_classified_by_type_not_by_class_name():
             raise ReinferError("POST /sync still failing after 5 attempts") from cause
         except ReinferError as exc:
             not_retried = exc
+    retried_out = ReinferUnavailable("POST /sync still failing after 5 attempts: HTTP 503")
     assert failure_reason(TokenRefused("401")) == "destination_unauthorized"
     assert failure_reason(ReinferAuthErrorLookalike("401")) is None
     assert failure_reason(Gone("db down")) == "state_unavailable"  # by its reason attribute
     assert failure_reason(SecretResolutionError("env X is not set")) == "secret_unavailable"
     assert failure_reason(ReinferQuotaError("quota")) == "comment_quota_hit"
-    assert failure_reason(not_retried) is None  # the text says "still failing", the cause is no retry
+    assert failure_reason(not_retried) is None  # the text says "still failing", the type does not
+    assert failure_reason(retried_out) == "destination_unavailable"
     assert failure_reason(RuntimeError("ReinferAuthError: 401")) is None
     assert failure_reason(InvalidCredentials("401")) == "invalid_exchange_credentials"
 
