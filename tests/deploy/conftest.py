@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,26 @@ def wait_final(flow_run_ids: list, deadline_s: float = 240) -> dict:
             if time.monotonic() > end:
                 raise AssertionError(f"flow runs not finished: {[(r.name, r.state_name) for r in runs.values()]}")
             time.sleep(1)
+
+
+def run_logs(client, flow_run_id, wanted: Callable[[str], bool], timeout_s: float = 30.0) -> list[str]:
+    """Every log message of a flow run (the API answers at most 200 per request), read again until one is
+    ``wanted`` or ``timeout_s`` passed: a run's process sends its last logs in a batch that can arrive after
+    its final state."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        logs: list[str] = []
+        while True:
+            page = client.read_logs(log_filter=log_filter, limit=200, offset=len(logs))
+            logs += [m.message for m in page]
+            if len(page) < 200:
+                break
+        if any(wanted(m) for m in logs) or time.monotonic() > deadline:
+            return logs
+        time.sleep(0.5)
 
 
 def api_text() -> str:

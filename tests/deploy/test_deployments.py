@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from .conftest import api_text, cli, integration_config, save_secret, schema_problems, wait_final, write_project
+from .conftest import (api_text, cli, integration_config, run_logs, save_secret, schema_problems, wait_final,
+                       write_project)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -138,15 +139,17 @@ def test_runs_through_worker_one_mailbox_at_a_time_per_server(deployed, ews):
             assert float(progress.data) == 100.0 and "items known" in progress.description, progress
             assert progress.description.startswith(f"{sum(r['items'] for r in rows)} of ")
             # Task runs say mailbox and folder; run logs are sentences, not Python dicts.
-            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
             transforms = [t.name for t in tasks if t.name.startswith("transform")]
             assert transforms and all(t.startswith("transform " + name[0]) for t in transforms), transforms
             assert any(t.endswith(" Inbox") for t in transforms), transforms
-            logs = [m.message for m in client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
-            assert any(m.startswith(f"Mailbox {name[0]}1@example.com synced: ") and " new, " in m for m in logs), logs
+            def synced(m: str) -> bool:
+                return m.startswith(f"Mailbox {name[0]}1@example.com synced: ") and " new, " in m
+
+            logs = run_logs(client, run.id, synced)
+            assert any(synced(m) for m in logs), logs
             assert not any("{'new'" in m for m in logs)
 
 
@@ -226,11 +229,9 @@ def test_custom_run_with_another_server_url_creates_its_limit(deployed, ews):
     run = _run("beta", parameters={"server_url": url})
     final = wait_final([run.id])[run.id]
     assert final.state.is_completed(), final.state.message
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     with _client() as client:
-        logs = [log.message for log in
-                client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+        logs = run_logs(client, run.id, lambda m: f"Created the concurrency limit {key}" in m)
         assert any(f"Created the concurrency limit {key}" in m for m in logs), logs
         limits = {lim.name: lim.limit for lim in client.read_global_concurrency_limits(limit=200)}
         assert limits.get(key) == 4, logs  # connections_per_server's default

@@ -16,7 +16,7 @@ import pytest
 
 from graph_testserver.testing import running_graph_server
 
-from .conftest import api_text, cli, save_secret, schema_problems, wait_final, write_project
+from .conftest import api_text, cli, run_logs, save_secret, schema_problems, wait_final, write_project
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -169,7 +169,7 @@ def test_watch_deployment_watches_until_stopped(graph_deployed):
     cancels it and it ends gracefully: Cancelled, with its summary and log lines."""
     import time
 
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from exchange_sync.config import parse_config
     from exchange_sync.store import SqlStore
@@ -205,7 +205,7 @@ def test_watch_deployment_watches_until_stopped(graph_deployed):
     assert final.state.is_cancelled(), (final.state_name, final.state.message)
     assert _deployment("gwatch-watch").paused and _deployment("gwatch").paused
     with _client() as client:
-        logs = [m.message for m in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+        logs = run_logs(client, run.id, lambda m: m.startswith("Watch of gwatch stopped"))
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
     assert any(m.startswith("Watch of gwatch stopped") for m in logs), logs
     # The table while it ran (from the state database, after ~10 s), then the summary when it stopped.
