@@ -51,10 +51,8 @@ from exchange_sync.pipeline.outcome import (
     SERVER_LIMIT_MISSING,
     CredentialsError,
     IntegrationFailed,
-    MailboxOutcome,
     RunFailed,
     RunOutcome,
-    integration_reason,
     prune_staging,
     record_filtered,
 )
@@ -174,32 +172,29 @@ def _check_window(mode: Mode, start: datetime | None, end: datetime | None) -> N
         raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
 
 
-def _as_state(outcome: MailboxOutcome):
+def _as_state(result: MailboxReport):
     """A failed mailbox is a *Failed* task run in the UI (red, with the reason), a skipped one a
-    *Skipped* one; the outcome is the state's data either way, and the flow decides the run's outcome."""
-    result = outcome.report
+    *Skipped* one; the report is the state's data either way, and the flow decides the run's outcome."""
     if result.status == "failed":
         from prefect.states import Failed
 
-        return Failed(message=f"mailbox {result.mailbox} failed ({result.reason}): {result.error}", data=outcome)
+        return Failed(message=f"mailbox {result.mailbox} failed ({result.reason}): {result.error}", data=result)
     if result.status == "skipped":  # e.g. mailbox_not_found: a state named Skipped, with the reason
         from prefect.states import Completed
 
         return Completed(name="Skipped", message=f"mailbox {result.mailbox} skipped ({result.reason}): "
-                                                 f"{result.error}", data=outcome)
-    return outcome
+                                                 f"{result.error}", data=result)
+    return result
 
 
 def _sync_one(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None,
-              end: datetime | None) -> MailboxOutcome:
-    """The mailbox's report, with the integration-wide reason of its failure if it has one."""
-    report = plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start, end=end)
-    return MailboxOutcome(report, integration_reason(report))
+              end: datetime | None) -> MailboxReport:
+    return plain_mailbox.sync_mailbox(rt, mailbox, steps=PREFECT_STEPS, mode=mode, start=start, end=end)
 
 
 @task(name="sync-mailbox", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
 def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime | None, end: datetime | None,
-                 limit_mode: str) -> MailboxOutcome:
+                 limit_mode: str) -> MailboxReport:
     """One mailbox on the flow's shared Runtime (threads), inside its server slot."""
     with server_slot(rt.config.connection.server_key, limit_mode):
         return _as_state(_sync_one(rt, mailbox, mode, start, end))
@@ -207,7 +202,7 @@ def sync_mailbox(rt: Runtime, mailbox: MailboxConfig, mode: str, start: datetime
 
 @task(name="sync-mailbox-remote", cache_policy=NONE, task_run_name="sync-mailbox {mailbox.email}")
 def sync_mailbox_remote(config: IntegrationConfig, mailbox: MailboxConfig, mode: str, start: datetime | None,
-                        end: datetime | None, limit_mode: str) -> MailboxOutcome:
+                        end: datetime | None, limit_mode: str) -> MailboxReport:
     """One mailbox on a Dask worker: a Runtime holds live connections and locks and cannot be
     shipped, so each remote task opens its own (secrets are resolved there, at run time)."""
     rt = Runtime.open(config)
@@ -332,11 +327,10 @@ def _sync(config: IntegrationConfig, mode: Mode, start: datetime | None, end: da
             }
             for email, future in futures.items():
                 try:
-                    done_one: MailboxOutcome = future.result(raise_on_failure=False)
-                    if isinstance(done_one, BaseException):  # the task raised
-                        raise done_one
-                    result = done_one.report
-                    outcome.add(result, done_one.wide_reason)
+                    result = future.result(raise_on_failure=False)
+                    if isinstance(result, BaseException):  # the task raised
+                        raise result
+                    outcome.add(result)
                 except Exception as exc:  # noqa: BLE001 - classified by the outcome policy
                     if isinstance(exc, _SLOT_ERRORS):
                         # A deployment without its server limit: a setup error of the integration,

@@ -33,7 +33,7 @@ record without a mailbox, however many mailboxes it stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -98,14 +98,6 @@ def integration_reason(result: MailboxReport) -> str | None:
     return result.cause_reason
 
 
-@dataclass
-class MailboxOutcome:
-    """A mailbox's report and, when its failure is integration-wide, the reason (see ``integration_reason``)."""
-
-    report: MailboxReport
-    wide_reason: str | None = None
-
-
 def pause_reason(credentials_failed: bool, wide_reasons: Iterable[str]) -> str | None:
     """Why the integration must stop now (None: it keeps its schedule)."""
     if credentials_failed:
@@ -127,13 +119,12 @@ def kind_of(reason: str) -> str:
 def run_errors(
     mailboxes: Iterable[MailboxReport],
     *,
-    integration_reason: Callable[[MailboxReport], str | None],
     disabled_now: set[str],
     paused: bool,
     at: datetime,
 ) -> list[IntegrationError]:
-    """The errors of a run's mailbox results. ``integration_reason`` tells integration-wide failures
-    apart; ``disabled_now``: mailboxes this run disabled; ``paused``: the deployments were paused."""
+    """The errors of a run's mailbox results (integration-wide failures by ``integration_reason``, one record
+    each); ``disabled_now``: mailboxes this run disabled; ``paused``: the deployments were paused."""
     from exchange_sync.store.errors import IntegrationError
 
     errors: list[IntegrationError] = []
@@ -163,15 +154,11 @@ class RunOutcome:
 
     config: IntegrationConfig
     report: RunReport
-    wide: dict[str, str] = field(default_factory=dict)  # mailbox -> its integration-wide failure reason
     credentials_error: BaseException | None = None
     paused: list[str] = field(default_factory=list)
 
-    def add(self, result: MailboxReport, wide_reason: str | None = None) -> None:
+    def add(self, result: MailboxReport) -> None:
         self.report.mailboxes.append(result)
-        wide_reason = wide_reason or integration_reason(result)
-        if wide_reason is not None and result.status == "failed":
-            self.wide[result.mailbox] = wide_reason
 
     def add_exception(self, mailbox: str, exc: BaseException) -> MailboxReport:
         """A mailbox whose task raised (rather than reported): bad credentials stop the integration;
@@ -183,15 +170,13 @@ class RunOutcome:
             result = _failed(mailbox, exc.reason, str(exc))
         else:
             result = _failed(mailbox, "unexpected_error", f"{type(exc).__name__}: {exc}")
-        self.add(result, failure_reason(exc))
+            result.cause_reason = failure_reason(exc)
+        self.add(result)
         return result
-
-    def integration_reason(self, result: MailboxReport) -> str | None:
-        return self.wide.get(result.mailbox) if result.status == "failed" else None
 
     @property
     def wide_reasons(self) -> list[str]:
-        return sorted({r for r in map(self.integration_reason, self.report.failed) if r is not None})
+        return sorted({r for r in map(integration_reason, self.report.failed) if r is not None})
 
     @property
     def failed(self) -> bool:
@@ -207,7 +192,7 @@ class RunOutcome:
         the mailboxes disabled now (each with a note to the operator)."""
         config, disabled = self.config, []
         for result in self.report.mailboxes:
-            if result.status == "disabled" or result.reason in NOT_ERRORS or self.integration_reason(result):
+            if result.status == "disabled" or result.reason in NOT_ERRORS or integration_reason(result):
                 continue  # not tried (disabled, or another writer syncing it) / integration-wide: never counted
             failure = None if result.status == "ok" else (result.reason or "unexpected_error")
             health = state.record_mailbox_outcome(config.name, result.mailbox, failure, config.disable_after_failures)
@@ -244,8 +229,8 @@ class RunOutcome:
         name = self.config.name
         try:
             disabled_now = {h.mailbox for h in state.mailbox_health(name) if h.disabled} - set(disabled_before)
-            errors = run_errors(self.report.mailboxes, integration_reason=self.integration_reason,
-                                disabled_now=disabled_now, paused=bool(self.paused), at=datetime.now(timezone.utc))
+            errors = run_errors(self.report.mailboxes, disabled_now=disabled_now, paused=bool(self.paused),
+                                at=datetime.now(timezone.utc))
             record_errors(state, name, errors, run_id=run_id)
             return [e.row() for e in list_errors(state, name, limit=20)] if errors else []
         except Exception as exc:  # noqa: BLE001
@@ -259,7 +244,7 @@ class RunOutcome:
         failed = self.report.failed
         if not failed:
             return None
-        wide = [(m, self.integration_reason(m)) for m in failed]
+        wide = [(m, integration_reason(m)) for m in failed]
         wide = [(m, reason) for m, reason in wide if reason is not None]
         if wide:
             first, reason = wide[0]

@@ -202,14 +202,14 @@ def test_a_skipped_mailbox_is_visible_as_such_in_the_ui(deployed):
 
 def test_a_failed_mailbox_report_is_a_failed_task_state():
     from exchange_sync.pipeline.mailbox import MailboxReport
-    from exchange_sync.pipeline.outcome import MailboxOutcome
     from flows.sync_integration import _as_state
 
-    failed = MailboxOutcome(MailboxReport(mailbox="x@example.com", status="failed", reason="unexpected_error", error="E"))
+    failed = MailboxReport(mailbox="x@example.com", status="failed", reason="unexpected_error", error="E",
+                           cause_reason="destination_unavailable")
     state = _as_state(failed)
     assert state.is_failed() and "x@example.com failed (unexpected_error): E" in state.message
     assert state.data is failed  # the flow reads the report (and its integration-wide reason) from the state
-    ok = MailboxOutcome(MailboxReport(mailbox="x@example.com"))
+    ok = MailboxReport(mailbox="x@example.com")
     assert _as_state(ok) is ok
 
 

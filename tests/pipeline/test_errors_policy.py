@@ -11,10 +11,6 @@ from exchange_sync.pipeline.mailbox import MailboxReport
 AT = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
 
-def _wide(result: MailboxReport) -> str | None:
-    return result.reason if result.reason in ("invalid_exchange_credentials", "comment_quota_hit") else None
-
-
 def test_kinds_and_actions():
     results = [
         MailboxReport("ok@acme.com"),
@@ -25,13 +21,13 @@ def test_kinds_and_actions():
         MailboxReport("a@acme.com", status="failed", reason="comment_quota_hit", error="ReinferQuotaError: quota"),
         MailboxReport("b@acme.com", status="failed", reason="comment_quota_hit", error="ReinferQuotaError: quota"),
     ]
-    errors = run_errors(results, integration_reason=_wide, disabled_now={"denied@acme.com"}, paused=True, at=AT)
+    errors = run_errors(results, disabled_now={"denied@acme.com"}, paused=True, at=AT)
     assert [(e.kind, e.mailbox, e.action) for e in errors] == [
         ("mailbox_not_found", "gone@acme.com", "none"),
         ("mailbox_access_denied", "denied@acme.com", "mailbox_disabled"),
         ("comment_quota_hit", None, "integration_disabled"),  # one record for the integration
     ]
-    unpaused = run_errors(results[-1:], integration_reason=_wide, disabled_now=set(), paused=False, at=AT)
+    unpaused = run_errors(results[-1:], disabled_now=set(), paused=False, at=AT)
     assert [e.action for e in unpaused] == ["none"]  # no deployment was paused (a CLI run)
     assert pause_reason(True, []) == "invalid_exchange_credentials"
     assert pause_reason(False, ["comment_quota_hit"]) == "comment_quota_hit"

@@ -46,13 +46,13 @@ def store(tmp_path: Path) -> SqlStore:
     return SqlStore(f"sqlite:///{tmp_path / 'state.db'}")
 
 
-def _run(config, state: SqlStore, *results: MailboxReport, wide: dict[str, str] | None = None) -> RunOutcome:
+def _run(config, state: SqlStore, *results: MailboxReport) -> RunOutcome:
     """One run's policy as the flow applies it: results in, streaks and errors recorded."""
     outcome = RunOutcome(config, RunReport(integration=config.name, mode="incremental",
                                            started_at=datetime.now(timezone.utc)))
     disabled_before = [h.mailbox for h in state.mailbox_health(config.name) if h.disabled]
     for result in results:
-        outcome.add(result, (wide or {}).get(result.mailbox))
+        outcome.add(result)
     outcome.record_streaks(state)
     run_id = state.start_run(config.name, "incremental")
     outcome.record_errors(state, run_id, disabled_before)
@@ -155,7 +155,7 @@ def test_quota_raised_through_a_step_pauses_and_counts_nothing(tmp_path, store):
     assert wide == "comment_quota_hit"
     config = _config(tmp_path, disable_after=1)
     outcome = RunOutcome(config, RunReport(integration="acme", mode="incremental", started_at=datetime.now(timezone.utc)))
-    outcome.add(report, wide)
+    outcome.add(report)
     assert outcome.record_streaks(store) == [] and _health(store) == {}
     assert outcome.pause_reason() == "comment_quota_hit"
     outcome.note_paused("comment_quota_hit", ["acme", "acme-backfill"])
