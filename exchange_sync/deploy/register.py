@@ -84,10 +84,9 @@ def ensure_limit(client, name: str, limit: int) -> tuple[bool, int]:
 def _flow_schema(entrypoint: str = ENTRYPOINT) -> dict:
     """The parameter schema of the flow at ``entrypoint`` (``module:function``), imported only here:
     deploy depends on the flows at registration time, never at import time."""
-    import importlib
+    from exchange_sync.imports import resolve
 
-    module, _, function = entrypoint.partition(":")
-    return flow_schema(getattr(importlib.import_module(module), function))
+    return flow_schema(resolve(entrypoint))
 
 
 def flow_schema(flow_fn) -> dict:

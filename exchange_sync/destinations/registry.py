@@ -7,9 +7,8 @@ in ``DESTINATIONS``. Modules are imported on first use (the embedded store never
 
 from __future__ import annotations
 
-import importlib
-
 from exchange_sync.config import IntegrationConfig
+from exchange_sync.imports import resolve
 from exchange_sync.store import SqlStore, StateStore
 
 from .base import Destination
@@ -31,6 +30,4 @@ def checkpoints_url(config: IntegrationConfig) -> str:
 def open_destination(config: IntegrationConfig, *, state: StateStore, checkpoints: SqlStore) -> Destination:
     """The destination of ``config`` (secrets resolved now). ``state``: the state database (remote kinds keep
     their ledgers there); ``checkpoints``: the database at ``checkpoints_url(config)``."""
-    module, _, name = DESTINATIONS[config.destination.kind].partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    return cls.from_config(config, state=state, checkpoints=checkpoints)
+    return resolve(DESTINATIONS[config.destination.kind]).from_config(config, state=state, checkpoints=checkpoints)

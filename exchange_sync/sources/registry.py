@@ -9,22 +9,17 @@ another protocol's client library.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from exchange_sync.config import IntegrationConfig
+from exchange_sync.imports import resolve
 
 from .base import ServerInfoStore, Source
 from .errors import SourceConfigError
 
 if TYPE_CHECKING:
     from exchange_sync.check import CheckReport
-
-
-def _resolve(ref: str) -> Any:
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -35,11 +30,11 @@ class SourceKind:
     description: str
 
     def open(self, config: IntegrationConfig, server_info: ServerInfoStore | None = None) -> Source:
-        return _resolve(f"{self.package}:{self.source_class}").from_config(config, server_info)
+        return resolve(f"{self.package}:{self.source_class}").from_config(config, server_info)
 
     def check(self, config: IntegrationConfig) -> CheckReport:
         """``exchange-sync check``: the package's ``check.check(config)``."""
-        return _resolve(f"{self.package}.check:check")(config)
+        return resolve(f"{self.package}.check:check")(config)
 
 
 SOURCES: dict[str, SourceKind] = {
